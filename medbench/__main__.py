@@ -1,0 +1,5 @@
+"""``python -m medbench`` runs the command-line interface."""
+
+from medbench.cli import main
+
+main()

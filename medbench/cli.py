@@ -1,0 +1,214 @@
+"""The ``medbench`` command: a thin typer skin over :mod:`medbench.store` and :mod:`medbench.query`.
+
+Every user error (:class:`~medbench.errors.MedbenchError` or a usage error) is printed by
+:func:`main` as one line on stderr, with exit code 2. No command here writes to the tables.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from medbench import __version__
+from medbench.errors import MedbenchError
+from medbench.output import Format, emit
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="medbench",
+    help="Query the medbench tables: NAS results on medical images, as a table lookup.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+_state: dict[str, Optional[str]] = {"tables": None}
+
+FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        from medbench.schema import SCHEMA_VERSION
+
+        print(f"medbench {__version__} (table schema {SCHEMA_VERSION})")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    tables: Annotated[Optional[str], typer.Option(
+        "--tables", envvar="MEDBENCH_TABLES",
+        help="Tables folder or URL (default: the tables bundled with medbench).")] = None,
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True, help="Show the version and exit.")] = False,
+) -> None:
+    _state["tables"] = tables
+
+
+def _open():
+    from medbench.store import open as open_store
+
+    return open_store(_state["tables"])
+
+
+def _note(text: str) -> None:
+    print(f"medbench: {text}", file=sys.stderr)
+
+
+@app.command()
+def query(
+    task: Annotated[Optional[str], typer.Option(
+        help="Task id or alias, e.g. hippocampus, msd/hippocampus, pneumoniamnist.")] = None,
+    space: Annotated[Optional[str], typer.Option(help="Search space, e.g. unet3d.")] = None,
+    device: Annotated[Optional[str], typer.Option(
+        help="Device of latency/energy (default: the one with most measurements).")] = None,
+    runtime: Annotated[str, typer.Option(help="Runtime of latency/energy.")] = "onnxruntime",
+    threads: Annotated[int, typer.Option(help="Threads of latency/energy (0 = all).")] = 1,
+    batch: Annotated[int, typer.Option(help="Batch size of latency/energy.")] = 1,
+    max_latency: Annotated[Optional[str], typer.Option(
+        help="Latency limit with unit: 4ms, 250us, 0.1s (bare number: ms).")] = None,
+    max_energy: Annotated[Optional[str], typer.Option(
+        help="Energy limit per batch: 5mJ, 0.1J (bare number: mJ).")] = None,
+    max_params: Annotated[Optional[str], typer.Option(
+        help="Parameter limit: 500k, 1M, 2000000.")] = None,
+    min_dice: Annotated[Optional[float], typer.Option(
+        help="Minimum mean validation Dice.")] = None,
+    min_metric: Annotated[Optional[float], typer.Option(
+        help="Minimum mean validation metric of the task.")] = None,
+    method: Annotated[Optional[str], typer.Option(help="standalone or supernet.")] = None,
+    sort: Annotated[Optional[str], typer.Option(
+        help="Column to sort by, e.g. test_dice or latency_ms:asc (default: val metric).")] = None,
+    limit: Annotated[int, typer.Option(help="Rows to show (0 = all).")] = 20,
+    pareto: Annotated[bool, typer.Option(
+        "--pareto", help="Only rows not dominated in (val metric, latency).")] = False,
+    fmt: FormatOpt = Format.table,
+    output: Annotated[Optional[str], typer.Option(help="File for --format parquet.")] = None,
+) -> None:
+    """Architectures with their results, seeds aggregated, filtered and ranked."""
+    with _open() as store:
+        res = store.query(task=task, space=space, device=device, runtime=runtime,
+                          threads=threads, batch=batch, max_latency=max_latency,
+                          max_energy=max_energy, max_params=max_params, min_dice=min_dice,
+                          min_metric=min_metric, method=method, sort=sort, limit=limit,
+                          pareto=pareto)
+        for note in res.notes:
+            _note(note)
+        if res.task is None:
+            return
+        if res.device:
+            where = (f"latency/energy: device {res.device}, {res.runtime}, {res.threads} "
+                     f"thread(s), batch {res.batch} ({res.device_reason})")
+        else:
+            where = "latency/energy: not measured"
+        n = emit(res.relation, fmt, output=output,
+                 title=f"{res.task} · {res.metric}: mean and std over seeds",
+                 caption=where, hide=("task", "device", "runtime", "threads", "batch"))
+        if n == 0:
+            has_any = store.fetchone("SELECT count(*) FROM evaluations WHERE task = ?",
+                                     [res.task])[0]
+            _note(f"no results for {res.task} in the tables yet" if not has_any else
+                  f"no result for {res.task} passes these filters")
+
+
+@app.command()
+def sql(
+    statement: Annotated[str, typer.Argument(help="One read-only SQL statement.")],
+    fmt: FormatOpt = Format.table,
+    output: Annotated[Optional[str], typer.Option(help="File for --format parquet.")] = None,
+) -> None:
+    """Run read-only SQL over the tables (every table is a view)."""
+    with _open() as store:
+        emit(store.sql(statement), fmt, output=output)
+
+
+@app.command()
+def tasks(fmt: FormatOpt = Format.table) -> None:
+    """Known tasks, with their split sizes and result counts where built."""
+    with _open() as store:
+        emit(store.tasks(), fmt, title="tasks")
+
+
+@app.command()
+def spaces(fmt: FormatOpt = Format.table) -> None:
+    """Known search spaces, with their size and how many architectures have results."""
+    with _open() as store:
+        emit(store.spaces(), fmt, title="search spaces")
+
+
+@app.command()
+def devices(fmt: FormatOpt = Format.table) -> None:
+    """Measured devices."""
+    with _open() as store:
+        if not emit(store.devices(), fmt, title="devices") and fmt == Format.table:
+            _note("no device has been measured yet")
+
+
+@app.command()
+def info(
+    space: Annotated[str, typer.Argument(help="Search space, e.g. unet3d.")],
+    arch_id: Annotated[str, typer.Argument(help="Architecture id or arch_index.")],
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Every fact about one architecture, table by table."""
+    with _open() as store:
+        facts = store.arch(space, arch_id)
+        if fmt == Format.json:
+            import json
+
+            from medbench.output import _plain
+
+            doc = {name: [{c: _plain(v) for c, v in zip(rel.columns, row)}
+                          for row in rel.fetchall()] for name, rel in facts.items()}
+            print(json.dumps(doc, indent=1))
+            return
+        if fmt not in (Format.table,):
+            raise MedbenchError("medbench info prints --format table or json")
+        for name, rel in facts.items():
+            emit(rel, fmt, title=name, hide=("space", "arch_id"))
+
+
+@app.command()
+def validate() -> None:
+    """Check the tables: manifest checksums, schema, keys, value ranges, references."""
+    from medbench.store import default_tables_path
+    from medbench.validate import validate as run_validate
+
+    root = _state["tables"] or default_tables_path()
+    if "://" in root:
+        raise MedbenchError("medbench validate checks a local tables folder")
+    report = run_validate(root)
+    for problem in report.problems:
+        print(problem, file=sys.stderr)
+    print(report.summary())
+    if not report.ok:
+        raise typer.Exit(2)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the app; print user errors as one line and exit 2."""
+    try:  # typer >= 0.29 carries its own click
+        from typer.exceptions import TyperException as UsageProblem
+    except ImportError:  # pragma: no cover - older typer on top of click
+        from click.exceptions import ClickException as UsageProblem
+
+    args = sys.argv[1:] if argv is None else list(argv)
+    if not args:
+        args = ["--help"]
+    try:
+        code = app(args=args, prog_name="medbench", standalone_mode=False)
+    except MedbenchError as e:
+        print(f"medbench: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except UsageProblem as e:
+        print(f"medbench: error: {e.format_message()} (see 'medbench --help')", file=sys.stderr)
+        sys.exit(2)
+    except (typer.Abort, KeyboardInterrupt):
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

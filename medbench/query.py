@@ -1,0 +1,304 @@
+"""Filter and rank results: one row per (space, architecture, task, method), seeds aggregated.
+
+Metric columns are means over seeds of the task's primary metric (``val_dice`` / ``test_dice``
+for segmentation, ``val_acc`` / ``test_acc`` for classification) with their standard deviation
+and the number of seeds. Latency and energy come from one device, runtime, thread count and
+batch size at a time, stated in :attr:`QueryResult.device` and friends.
+
+Filters on quality use validation numbers (``--min-dice`` is on ``val_dice``): selecting on
+test numbers would leak the test set into the choice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from medbench import catalog
+from medbench.errors import BadValueError, UnknownNameError
+from medbench.units import parse_count, parse_energy_mj, parse_latency_ms
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from medbench.store import Store
+
+__all__ = ["QueryResult", "run", "DEFAULT_RUNTIME", "DEFAULT_THREADS", "DEFAULT_BATCH", "METHODS"]
+
+#: Latency is reported for ONNX Runtime at one thread and batch 1 unless asked otherwise:
+#: the setting of an edge deployment, and the least noisy on shared machines.
+DEFAULT_RUNTIME = "onnxruntime"
+DEFAULT_THREADS = 1
+DEFAULT_BATCH = 1
+METHODS = ("standalone", "supernet")
+
+_HW_COLUMNS = ("latency_ms", "latency_p10_ms", "latency_p90_ms", "latency_method", "energy_mj",
+               "energy_method")
+
+
+@dataclass
+class QueryResult:
+    """The answer to a query: a DuckDB relation plus what it is about.
+
+    Attributes:
+        relation: the rows (convert with ``.arrow()``, ``.df()``, ``.pl()``, ``.fetchall()``).
+        task: canonical task id, or None when the tables hold no results at all.
+        metric: the task's primary metric (``dice``, ``acc``, ``auc``).
+        device, runtime, threads, batch: where latency and energy were measured
+            (``device`` is None when the task has no hardware rows for that runtime).
+        device_reason: why this device was chosen.
+        notes: plain-language remarks for the user (no results, fall-backs taken).
+    """
+
+    relation: duckdb.DuckDBPyRelation
+    task: str | None
+    metric: str
+    device: str | None
+    runtime: str
+    threads: int
+    batch: int
+    device_reason: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.relation.columns)
+
+    def rows(self) -> list[tuple]:
+        """All rows as tuples."""
+        return self.relation.fetchall()
+
+    def arrow(self):
+        """The rows as a pyarrow Table."""
+        from medbench.output import to_arrow
+
+        return to_arrow(self.relation)
+
+    def df(self):
+        """The rows as a pandas DataFrame (needs pandas)."""
+        return self.relation.df()
+
+    def pl(self):
+        """The rows as a polars DataFrame (needs polars)."""
+        return self.relation.pl()
+
+
+def run(store: Store, *, task: str | None = None, space: str | None = None,
+        device: str | None = None, runtime: str = DEFAULT_RUNTIME,
+        threads: int = DEFAULT_THREADS, batch: int = DEFAULT_BATCH,
+        max_latency: str | float | None = None, max_energy: str | float | None = None,
+        max_params: str | int | None = None, min_dice: float | None = None,
+        min_metric: float | None = None, method: str | None = None, sort: str | None = None,
+        limit: int = 20, pareto: bool = False) -> QueryResult:
+    """Query results, one row per (space, arch_id, task, method) with seeds aggregated.
+
+    Args:
+        store: an open :class:`~medbench.store.Store`.
+        task: task id or alias; may be omitted when the tables hold results for one task only.
+        space: keep one search space.
+        device: device for latency/energy; default: the device with the most measurements
+            for this task, runtime, thread count and batch size.
+        runtime: inference runtime of the latency (``onnxruntime``, ``torch``).
+        threads: intra-op threads of the latency (0 = all cores).
+        batch: batch size of the latency.
+        max_latency: keep rows at or under this latency (``4ms``, ``250us``, ``0.1s``; bare = ms).
+        max_energy: keep rows at or under this energy per batch (``5mJ``, ``0.1J``; bare = mJ).
+        max_params: keep rows with at most this many parameters (``1M``, ``500k``).
+        min_dice: keep rows whose mean validation Dice is at least this (Dice tasks only).
+        min_metric: keep rows whose mean validation metric is at least this.
+        method: ``standalone`` or ``supernet``.
+        sort: output column to sort by, optionally ``:asc`` / ``:desc`` (default: the
+            validation metric, best first; quality columns sort descending, others ascending).
+        limit: at most this many rows (0 = all).
+        pareto: keep only rows not dominated in (validation metric, latency) — or
+            (validation metric, params) when no latency is available.
+
+    Returns:
+        A :class:`QueryResult`.
+
+    Raises:
+        UnknownNameError: unknown task, space, device, method or sort column.
+        BadValueError: malformed or negative limits, or filters that do not fit the task.
+    """
+    latency_ms = None if max_latency is None else parse_latency_ms(max_latency)
+    energy_mj = None if max_energy is None else parse_energy_mj(max_energy)
+    params = None if max_params is None else parse_count(max_params)
+    for name, value in (("limit", limit), ("threads", threads)):
+        if value < 0:
+            raise BadValueError(f"--{name} must not be negative: {value}")
+    if batch < 1:
+        raise BadValueError(f"--batch must be at least 1: {batch}")
+    for name, value in (("min-dice", min_dice), ("min-metric", min_metric)):
+        if value is not None and not 0.0 <= value <= 1.0:
+            raise BadValueError(f"--{name} must lie in [0, 1]: {value}")
+    if method is not None and method not in METHODS:
+        raise UnknownNameError("method", method, METHODS)
+
+    store.views("evaluations", "hardware", "costs", "tasks")
+    task = _choose_task(store, task)
+    if task is None:
+        rel = store.con.sql("SELECT NULL::VARCHAR AS task WHERE false")
+        return QueryResult(rel, None, "dice", None, runtime, threads, batch,
+                           notes=["the tables hold no results yet"])
+    if space is not None:
+        space = store.resolve_space(space)
+    metric = _metric(store, task)
+    if min_dice is not None:
+        if metric != "dice":
+            raise BadValueError(f"--min-dice is for Dice tasks; {task} is ranked by {metric}: "
+                                "use --min-metric")
+        min_metric = max(min_dice, min_metric) if min_metric is not None else min_dice
+
+    if device is not None:
+        device = store.resolve_device(device)
+        reason = "chosen with --device"
+    else:
+        device = store.fetchone(
+            "SELECT device FROM hardware WHERE task = ? AND runtime = ? AND threads = ? "
+            "AND batch = ? GROUP BY device ORDER BY count(*) DESC, device LIMIT 1",
+            [task, runtime, threads, batch])
+        device = device[0] if device else None
+        reason = "the device with the most measurements for this task" if device else ""
+
+    result = QueryResult(store.con.sql("SELECT 1"), task, metric, device, runtime, threads,
+                         batch, device_reason=reason)
+    if device is None:
+        result.notes.append(f"no latency measured for {task} with {runtime}, {threads} "
+                            f"thread(s), batch {batch}")
+
+    sql, args = _compile(task, metric, space, method, device, runtime, threads, batch,
+                         latency_ms, energy_mj, params, min_metric, sort, limit, pareto,
+                         pareto_on_latency=device is not None)
+    if pareto and device is None:
+        result.notes.append("Pareto front taken on (val metric, params) for lack of latency")
+    try:
+        result.relation = store.con.sql(sql, params=args)
+    except Exception as e:  # noqa: BLE001 - translate DuckDB errors in one place
+        import duckdb
+
+        from medbench.store import _translate
+
+        if isinstance(e, duckdb.Error):
+            raise _translate(e) from None
+        raise
+    return result
+
+
+def _choose_task(store: Store, task: str | None) -> str | None:
+    if task is not None:
+        try:  # the catalogue resolves without reading any table
+            return catalog.resolve_task(task)
+        except UnknownNameError:
+            return store.resolve_task(task)
+    with_results = store.known("task", "evaluations")
+    if len(with_results) == 1:
+        return with_results[0]
+    if not with_results:
+        return None
+    raise BadValueError("the tables hold results for several tasks (" + ", ".join(with_results)
+                        + "); choose one with --task")
+
+
+def _metric(store: Store, task: str) -> str:
+    row = store.fetchone("SELECT metric FROM tasks WHERE task = ?", [task])
+    return row[0] if row and row[0] else catalog.default_metric(task)
+
+
+def output_columns(metric: str) -> list[str]:
+    """Columns of a query result for a task ranked by ``metric``, in order."""
+    return ["space", "arch_id", "task", "method", "n_seeds",
+            f"val_{metric}", f"val_{metric}_std", f"test_{metric}", f"test_{metric}_std",
+            "params", "macs", *_HW_COLUMNS, "device", "runtime", "threads", "batch"]
+
+
+def _sort_clause(sort: str | None, metric: str) -> str:
+    cols = output_columns(metric)
+    if sort is None:
+        return f'"val_{metric}" DESC NULLS LAST, arch_id'
+    name, _, direction = sort.partition(":")
+    name = name.strip()
+    if name not in cols:
+        raise UnknownNameError("sort column", name, cols)
+    direction = direction.strip().lower()
+    if direction not in ("", "asc", "desc"):
+        raise BadValueError(f"sort direction must be asc or desc: {sort!r}")
+    if not direction:
+        quality = name.startswith(("val_", "test_")) and not name.endswith("_std")
+        direction = "desc" if quality or name == "n_seeds" else "asc"
+    return f'"{name}" {direction.upper()} NULLS LAST, arch_id'
+
+
+def _compile(task, metric, space, method, device, runtime, threads, batch, latency_ms,
+             energy_mj, params, min_metric, sort, limit, pareto, pareto_on_latency):
+    """The SQL and its positional parameters. Only schema names are spliced into the text."""
+    m = metric
+    ev_where, args = ["task = ?"], [task]
+    if space is not None:
+        ev_where.append("space = ?")
+        args.append(space)
+    if method is not None:
+        ev_where.append("method = ?")
+        args.append(method)
+    hw_args = [task, device, runtime, threads, batch]
+    where, where_args = [], []
+    # Limits on hardware and costs also restrict the evaluations before seeds are
+    # aggregated (a semi-join), so a tight budget scans and groups few rows.
+    hw_limits, hw_limit_args = [], []
+    if latency_ms is not None:
+        hw_limits.append("latency_ms <= ?")
+        hw_limit_args.append(latency_ms)
+    if energy_mj is not None:
+        hw_limits.append("energy_mj <= ?")
+        hw_limit_args.append(energy_mj)
+    if hw_limits:
+        ev_where.append("(space, arch_id) IN (SELECT space, arch_id FROM hardware WHERE task = ? "
+                        "AND device = ? AND runtime = ? AND threads = ? AND batch = ? AND "
+                        + " AND ".join(hw_limits) + ")")
+        args += [*hw_args, *hw_limit_args]
+        where += hw_limits
+        where_args += hw_limit_args
+    if params is not None:
+        ev_where.append("(space, arch_id) IN (SELECT space, arch_id FROM costs WHERE task = ? "
+                        "AND params <= ?)")
+        args += [task, params]
+        where.append("params <= ?")
+        where_args.append(params)
+    if min_metric is not None:
+        where.append(f'"val_{m}" >= ?')
+        where_args.append(min_metric)
+    hw_cols = ", ".join(_HW_COLUMNS)
+    base = f"""
+        WITH ev AS (
+            SELECT space, arch_id, task, method, count(*)::INTEGER AS n_seeds,
+                   avg(val_{m}) AS val_{m}, stddev_samp(val_{m}) AS val_{m}_std,
+                   avg(test_{m}) AS test_{m}, stddev_samp(test_{m}) AS test_{m}_std
+            FROM evaluations WHERE {" AND ".join(ev_where)}
+            GROUP BY space, arch_id, task, method),
+        hw AS (
+            SELECT space, arch_id, {hw_cols}
+            FROM hardware WHERE task = ? AND device = ? AND runtime = ? AND threads = ?
+                                AND batch = ?),
+        c AS (SELECT space, arch_id, params, macs FROM costs WHERE task = ?),
+        base AS (
+            SELECT ev.*, c.params, c.macs, {", ".join("hw." + h for h in _HW_COLUMNS)},
+                   ?::VARCHAR AS device, ?::VARCHAR AS runtime, ?::INTEGER AS threads,
+                   ?::INTEGER AS batch
+            FROM ev LEFT JOIN c USING (space, arch_id) LEFT JOIN hw USING (space, arch_id)
+            {"WHERE " + " AND ".join(where) if where else ""})"""
+    args = [*args, *hw_args, task, device, runtime, threads, batch, *where_args]
+    source = "base"
+    if pareto:
+        cost = "latency_ms" if pareto_on_latency else "params"
+        base += f""",
+        front AS (
+            SELECT *, max(val_{m}) OVER (ORDER BY {cost}, val_{m} DESC, arch_id
+                                         ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+                      AS _best_before
+            FROM base WHERE {cost} IS NOT NULL AND val_{m} IS NOT NULL)"""
+        source = "(SELECT * EXCLUDE (_best_before) FROM front " \
+                 f"WHERE _best_before IS NULL OR val_{m} > _best_before)"
+    cols = ", ".join(f'"{c}"' for c in output_columns(m))
+    sql = f"{base}\nSELECT {cols} FROM {source} ORDER BY {_sort_clause(sort, m)}"
+    if limit:
+        sql += f" LIMIT {int(limit)}"
+    return sql, args

@@ -1,0 +1,392 @@
+"""Open released tables and query them with DuckDB, read-only.
+
+:func:`open` returns a :class:`Store`: one in-memory DuckDB connection with one view per table
+of :mod:`medbench.schema` over the table's Parquet files. Views are created when first used,
+so opening reads no file; DuckDB then reads only the columns and row groups a query needs.
+
+The connection is locked down: DuckDB may read the tables' folder and nothing else
+(``enable_external_access=false`` with ``allowed_directories``, configuration locked), and
+:meth:`Store.sql` accepts only statements that read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+
+from medbench import catalog
+from medbench.errors import ReadOnlyError, TableError, UnknownNameError
+from medbench.manifest import MANIFEST_NAME, check_manifest_shape, list_table_files, load_manifest
+from medbench.schema import TABLE_NAMES, TABLES, Table
+
+if TYPE_CHECKING:
+    from medbench.query import QueryResult
+
+__all__ = ["Store", "open", "default_tables_path"]
+
+#: Environment variable naming the tables to open when no path is given.
+TABLES_ENV = "MEDBENCH_TABLES"
+
+_READ_STATEMENTS = {"SELECT", "EXPLAIN"}
+
+
+def default_tables_path() -> str:
+    """``$MEDBENCH_TABLES`` if set, else the ``tables/`` folder shipped beside the package."""
+    env = os.environ.get(TABLES_ENV)
+    if env:
+        return env
+    return str(Path(__file__).resolve().parent.parent / "tables")
+
+
+def _is_url(path: str) -> bool:
+    return "://" in path
+
+
+def _quote(text: str) -> str:
+    """A SQL string literal (the only place paths are spliced into SQL)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def one_line(error: BaseException) -> str:
+    """The first line of an exception's message."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+class Store:
+    """Read-only access to one release of medbench tables.
+
+    Use :func:`open` to make one. Every method returns DuckDB relations, which convert with
+    ``.arrow()``, ``.df()`` (pandas), ``.pl()`` (polars) or ``.fetchall()``.
+
+    Args:
+        root: folder (or URL) holding ``<table>/**/*.parquet`` and ``MANIFEST.json``.
+        files: Parquet files per table, relative to ``root``.
+        manifest: the parsed manifest, if the release has one.
+    """
+
+    def __init__(self, root: str, files: dict[str, list[str]], manifest: dict | None):
+        self.root = root
+        self.files = files
+        self.manifest = manifest
+        self._views: set[str] = set()
+        self.con = duckdb.connect(":memory:", config={
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+        })
+        try:
+            allowed = root if _is_url(root) else str(Path(root).resolve()) + os.sep
+            self.con.execute(f"SET allowed_directories = [{_quote(allowed)}]")
+            self.con.execute("SET enable_external_access = false")
+            self.con.execute("SET lock_configuration = true")
+        except BaseException:
+            self.con.close()
+            raise
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the DuckDB connection."""
+        self.con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        n = sum(len(v) for v in self.files.values())
+        return f"Store({self.root!r}, {n} files)"
+
+    # -- views --------------------------------------------------------------------------------
+
+    def _path(self, rel: str) -> str:
+        if _is_url(self.root):
+            return self.root.rstrip("/") + "/" + rel
+        return str(Path(self.root).resolve() / rel)
+
+    def view(self, table: str) -> str:
+        """Create the DuckDB view of ``table`` if it does not exist yet; returns its name."""
+        if table in self._views:
+            return table
+        t: Table = TABLES[table]
+        cols = ", ".join(f'"{c.name}"' for c in t.columns)
+        files = self.files.get(table)
+        if files:
+            listed = ", ".join(_quote(self._path(f)) for f in files)
+            body = (f"SELECT {cols} FROM read_parquet([{listed}], hive_partitioning=false, "
+                    "union_by_name=false)")
+        else:
+            casts = ", ".join(f'CAST(NULL AS {c.type}) AS "{c.name}"' for c in t.columns)
+            body = f"SELECT {casts} WHERE false"
+        try:
+            self.con.execute(f'CREATE VIEW "{table}" AS {body}')
+        except duckdb.Error as e:
+            raise TableError(f"cannot read table {table} under {self.root}: {one_line(e)} "
+                             "(run 'medbench validate')") from None
+        self._views.add(table)
+        return table
+
+    def views(self, *tables: str) -> None:
+        """Create the views of ``tables`` (all tables when none are named)."""
+        for table in tables or TABLE_NAMES:
+            self.view(table)
+
+    def n_rows(self, table: str) -> int:
+        """Rows of a table, from the manifest when it has one (no file is opened)."""
+        if self.manifest is not None:
+            return sum(int(f["rows"]) for f in self.manifest["files"] if f["table"] == table)
+        self.view(table)
+        return self.fetchone(f'SELECT count(*) FROM "{table}"')[0]
+
+    # -- running SQL --------------------------------------------------------------------------
+
+    def fetchall(self, sql: str, params: list | None = None) -> list[tuple]:
+        """Run trusted SQL built by medbench itself and fetch every row.
+
+        DuckDB errors become medbench errors.
+        """
+        try:
+            return self.con.execute(sql, params or []).fetchall()
+        except duckdb.Error as e:
+            raise _translate(e) from None
+
+    def fetchone(self, sql: str, params: list | None = None) -> tuple | None:
+        """The first row of :meth:`fetchall`, or None."""
+        rows = self.fetchall(sql, params)
+        return rows[0] if rows else None
+
+    def sql(self, query: str) -> duckdb.DuckDBPyRelation:
+        """Run one read-only statement (SELECT, WITH, FROM, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN).
+
+        Every table is a view; nothing outside the tables' folder can be read.
+
+        Raises:
+            ReadOnlyError: for a statement that writes, attaches, installs, sets or copies.
+            medbench.errors.MedbenchError: for malformed SQL or unreadable tables.
+        """
+        try:
+            statements = duckdb.extract_statements(query)
+        except duckdb.Error as e:
+            raise _translate(e) from None
+        if len(statements) != 1:
+            raise ReadOnlyError(f"give exactly one SQL statement (got {len(statements)})")
+        kind = statements[0].type.name
+        if kind not in _READ_STATEMENTS:
+            raise ReadOnlyError(f"medbench sql is read-only: {kind} statements are not allowed")
+        self.views()
+        try:
+            return self.con.sql(query)
+        except duckdb.Error as e:
+            raise _translate(e) from None
+
+    # -- the API --------------------------------------------------------------------------------
+
+    def table(self, name: str) -> duckdb.DuckDBPyRelation:
+        """The whole of one table as a relation."""
+        if name not in TABLES:
+            raise UnknownNameError("table", name, TABLE_NAMES)
+        self.view(name)
+        return self.con.table(name)
+
+    def query(self, **filters: Any) -> QueryResult:
+        """Filter, rank and join results; see :func:`medbench.query.run` for the arguments."""
+        from medbench.query import run  # query.py builds on the store
+
+        return run(self, **filters)
+
+    def tasks(self) -> duckdb.DuckDBPyRelation:
+        """Every known task (catalogue and tables) with its table facts and result counts."""
+        self.views("tasks", "evaluations")
+        known = [(i.task, i.collection, i.dims, i.label_kind, i.modality)
+                 for i in catalog.TASKS.values()]
+        self.con.execute("CREATE OR REPLACE TEMP TABLE _catalog (task VARCHAR, collection VARCHAR,"
+                         " dims INTEGER, label_kind VARCHAR, modality VARCHAR)")
+        self.con.executemany("INSERT INTO _catalog VALUES (?, ?, ?, ?, ?)", known)
+        return self._rel("""
+            SELECT k.task,
+                   coalesce(t.collection, k.collection) AS collection,
+                   coalesce(t.dims, k.dims) AS dims,
+                   coalesce(t.label_kind, k.label_kind) AS label_kind,
+                   coalesce(t.modality, k.modality) AS modality,
+                   t.metric, t.n_classes, t.n_train, t.n_val, t.n_test,
+                   coalesce(e.n, 0) AS n_evaluations
+            FROM (SELECT task, collection, dims, label_kind, modality FROM _catalog
+                  UNION ALL BY NAME
+                  SELECT task, collection, dims, label_kind, modality FROM tasks
+                  WHERE task NOT IN (SELECT task FROM _catalog)) k
+            LEFT JOIN tasks t USING (task)
+            LEFT JOIN (SELECT task, count(*) AS n FROM evaluations GROUP BY task) e USING (task)
+            ORDER BY n_evaluations = 0, k.task""")
+
+    def spaces(self) -> duckdb.DuckDBPyRelation:
+        """Every known space with its size and how many architectures have results."""
+        self.views("spaces", "architectures")
+        rows = ", ".join(f"({_quote(s.space)}, {_quote(s.description)})"
+                         for s in catalog.SPACES.values())
+        return self._rel(f"""
+            WITH k AS (SELECT * FROM (VALUES {rows}) v(space, description)
+                       UNION ALL BY NAME
+                       SELECT space, description FROM spaces
+                       WHERE space NOT IN (SELECT space FROM (VALUES {rows}) v(space, d)))
+            SELECT k.space, coalesce(s.description, k.description) AS description,
+                   s.n_archs, coalesce(a.n, 0) AS n_archs_with_results
+            FROM k LEFT JOIN spaces s USING (space)
+            LEFT JOIN (SELECT space, count(*) AS n FROM architectures GROUP BY space) a
+                 USING (space)
+            ORDER BY n_archs_with_results = 0, k.space""")
+
+    def devices(self) -> duckdb.DuckDBPyRelation:
+        """Every measured device with how many hardware rows it has."""
+        self.views("devices", "hardware")
+        return self._rel("""
+            SELECT d.*, coalesce(h.n, 0) AS n_measurements
+            FROM devices d LEFT JOIN (SELECT device, count(*) AS n FROM hardware GROUP BY device) h
+                 USING (device)
+            ORDER BY n_measurements DESC, device""")
+
+    def known(self, column: str, table: str) -> tuple[str, ...]:
+        """Distinct non-NULL values of ``table.column`` in the released tables."""
+        self.view(table)
+        rows = self.fetchall(
+            f'SELECT DISTINCT "{column}" FROM "{table}" WHERE "{column}" IS NOT NULL ORDER BY 1')
+        return tuple(r[0] for r in rows)
+
+    def resolve_task(self, name: str) -> str:
+        """Canonical task id of ``name`` (an alias, a catalogue task or a task in the tables)."""
+        return catalog.resolve_task(name, extra=self.known("task", "tasks")
+                                    + self.known("task", "evaluations"))
+
+    def resolve_space(self, name: str) -> str:
+        """Canonical space name; lists the known spaces when ``name`` is not one."""
+        return catalog.resolve_space(name, extra=self.known("space", "architectures"))
+
+    def resolve_device(self, name: str) -> str:
+        """A measured device id; lists the measured devices when ``name`` is not one."""
+        known = tuple(sorted(set(self.known("device", "devices"))
+                             | set(self.known("device", "hardware"))))
+        for d in known:
+            if d.lower() == name.strip().lower():
+                return d
+        raise UnknownNameError("device", name, known)
+
+    def arch(self, space: str, arch_id: str) -> dict[str, duckdb.DuckDBPyRelation]:
+        """Every fact about one architecture: its row and its rows in every fact table.
+
+        Args:
+            space: space name.
+            arch_id: the canonical id, or the architecture's ``arch_index`` as digits.
+
+        Returns:
+            Table name → relation of that table's rows for the architecture (only tables
+            with rows).
+
+        Raises:
+            UnknownNameError: if the space or the architecture is unknown.
+        """
+        space = self.resolve_space(space)
+        self.view("architectures")
+        found = self.fetchone(
+            "SELECT arch_id FROM architectures WHERE space = ? AND (arch_id = ? OR "
+            "CAST(arch_index AS VARCHAR) = ?)", [space, arch_id, arch_id])
+        if found is None:
+            raise UnknownNameError(f"architecture of space {space}", arch_id, (),
+                                   hint="see 'medbench query --space " + space + "'")
+        arch_id = found[0]
+        out = {}
+        for name, t in TABLES.items():
+            if {"space", "arch_id"} <= set(t.column_names):
+                self.view(name)
+                rel = self.con.sql(f'SELECT * FROM "{name}" WHERE space = $space AND '
+                                   'arch_id = $arch ORDER BY ALL',
+                                   params={"space": space, "arch": arch_id})
+                if self._count(rel):
+                    out[name] = rel
+        return out
+
+    def _count(self, rel: duckdb.DuckDBPyRelation) -> int:
+        try:
+            return rel.aggregate("count(*)").fetchall()[0][0]
+        except duckdb.Error as e:
+            raise _translate(e) from None
+
+    def _rel(self, sql: str) -> duckdb.DuckDBPyRelation:
+        try:
+            return self.con.sql(sql)
+        except duckdb.Error as e:
+            raise _translate(e) from None
+
+
+def _translate(e: duckdb.Error) -> Exception:
+    """A DuckDB error as the medbench error a user should see (one line)."""
+    from medbench.errors import MedbenchError
+
+    msg = one_line(e)
+    if isinstance(e, duckdb.PermissionException):
+        return ReadOnlyError(f"medbench sql is read-only and reads only the tables: {msg}")
+    if isinstance(e, (duckdb.IOException, duckdb.InvalidInputException)):
+        return TableError(f"cannot read the tables: {msg} (run 'medbench validate')")
+    if isinstance(e, duckdb.ParserException):
+        return MedbenchError(f"malformed SQL: {msg}")
+    return MedbenchError(msg)
+
+
+def open(path_or_url: str | os.PathLike | None = None) -> Store:  # noqa: A001 - like gzip.open
+    """Open a medbench release.
+
+    Args:
+        path_or_url: a folder with ``<table>/**/*.parquet`` (and normally ``MANIFEST.json``),
+            or a URL DuckDB can read whose ``MANIFEST.json`` lists the files. ``None`` opens
+            ``$MEDBENCH_TABLES`` or the tables bundled with medbench.
+
+    Returns:
+        A :class:`Store`. Opening reads the manifest only; Parquet files are read by queries.
+
+    Raises:
+        TableError: if the manifest is unreadable or lists a file that is missing.
+    """
+    root = str(path_or_url) if path_or_url is not None else default_tables_path()
+    if _is_url(root):
+        manifest = _load_remote_manifest(root)
+        files = _files_from_manifest(manifest)
+        return Store(root, files, manifest)
+    if not Path(root).is_dir():
+        raise TableError(f"no tables folder at {root}")
+    manifest = load_manifest(root)
+    if manifest is None:
+        files = list_table_files(root)
+    else:
+        files = _files_from_manifest(manifest)
+        for rels in files.values():
+            for rel in rels:
+                if not (Path(root) / rel).is_file():
+                    raise TableError(f"{rel} is listed in {MANIFEST_NAME} but missing under "
+                                     f"{root} (run 'medbench validate')")
+    return Store(root, files, manifest)
+
+
+def _files_from_manifest(manifest: dict) -> dict[str, list[str]]:
+    files: dict[str, list[str]] = {}
+    for entry in manifest["files"]:
+        files.setdefault(entry["table"], []).append(entry["path"])
+    return {k: sorted(v) for k, v in files.items()}
+
+
+def _load_remote_manifest(url: str) -> dict:
+    where = url.rstrip("/") + "/" + MANIFEST_NAME
+    con = duckdb.connect(":memory:")
+    try:
+        text = con.execute("SELECT content FROM read_text(?)", [where]).fetchall()[0][0]
+    except duckdb.Error as e:
+        raise TableError(f"cannot read {where}: {one_line(e)}") from None
+    finally:
+        con.close()
+    try:
+        return check_manifest_shape(json.loads(text), where)
+    except json.JSONDecodeError as e:
+        raise TableError(f"{where} is not valid JSON: {e}") from None

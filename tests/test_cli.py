@@ -1,0 +1,220 @@
+"""Every command of the CLI, its output formats, and bad input: one line on stderr, exit 2."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from conftest import one_line_error
+
+from medbench import __version__
+from medbench.manifest import sha256_file
+
+BUNDLED = Path(__file__).resolve().parent.parent / "tables"
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): sha256_file(p) for p in sorted(root.rglob("*"))
+            if p.is_file()}
+
+
+def test_version(cli):
+    r = cli(None, "--version")
+    assert r.code == 0 and __version__ in r.out and "schema" in r.out
+
+
+def test_no_arguments_prints_help(cli):
+    r = cli(None)
+    assert r.code == 0 and "query" in r.out and "validate" in r.out
+
+
+def test_query_table_states_device_and_metric(cli, release):
+    r = cli(release, "query", "--task", "hippocampus", "--max-latency", "4ms")
+    assert r.code == 0, r.err
+    assert "b-mid" in r.out and "c-large" not in r.out
+    assert "device dev-a" in r.out and "onnxruntime" in r.out
+    assert "0.81 ± 0.01414" in r.out  # mean ± std over the two seeds
+
+
+def test_query_json_csv_parquet(cli, release, tmp_path):
+    r = cli(release, "query", "--task", "hippocampus", "--format", "json", "--limit", "0")
+    rows = json.loads(r.out)
+    assert r.code == 0 and len(rows) == 6 and rows[0]["device"] == "dev-a"
+    r = cli(release, "query", "--task", "hippocampus", "--format", "csv", "--pareto")
+    got = list(csv.DictReader(io.StringIO(r.out)))
+    assert {row["arch_id"] for row in got} == {"e-oneseed", "b-mid", "c-large"}
+    out = tmp_path / "q.parquet"
+    r = cli(release, "query", "--task", "hippocampus", "--format", "parquet", "--output",
+            str(out), "--device", "dev-b")
+    assert r.code == 0 and pq.read_table(out).num_rows == 6
+
+
+def test_query_energy_params_method_sort(cli, release):
+    r = cli(release, "query", "--task", "hippocampus", "--max-energy", "5mJ", "--format",
+            "json")
+    assert {x["arch_id"] for x in json.loads(r.out)} == {"a-small", "e-oneseed"}
+    r = cli(release, "query", "--task", "hippocampus", "--max-params", "0.1M", "--method",
+            "standalone", "--sort", "latency_ms", "--format", "json")
+    assert [x["arch_id"] for x in json.loads(r.out)] == ["e-oneseed", "a-small"]
+    r = cli(release, "query", "--task", "hippocampus", "--method", "supernet", "--min-dice",
+            "0.7", "--format", "json")
+    assert [x["arch_id"] for x in json.loads(r.out)] == ["b-mid"]
+
+
+def test_query_with_no_match_says_so(cli, release):
+    r = cli(release, "query", "--task", "hippocampus", "--max-latency", "10us")
+    assert r.code == 0 and "passes these filters" in r.err
+
+
+def test_query_on_bundled_tables_without_results_says_so(cli):
+    r = cli(BUNDLED, "query", "--task", "hippocampus", "--max-latency", "4ms")
+    assert r.code == 0, r.err
+    assert "no results for msd/hippocampus" in r.err
+    r = cli(BUNDLED, "query", "--task", "pneumoniamnist", "--format", "json")
+    assert r.code == 0 and json.loads(r.out) == []
+
+
+def test_tasks_spaces_devices(cli, release):
+    r = cli(release, "tasks", "--format", "json")
+    tasks = {t["task"]: t for t in json.loads(r.out)}
+    assert tasks["msd/hippocampus"]["n_evaluations"] == 10
+    assert tasks["msd/hippocampus"]["n_train"] == 156
+    assert tasks["medmnist/pneumoniamnist"]["n_evaluations"] == 0
+    r = cli(release, "spaces", "--format", "json")
+    spaces = {s["space"]: s for s in json.loads(r.out)}
+    assert spaces["unet3d"]["n_archs_with_results"] == 5 and "mednns" in spaces
+    r = cli(release, "devices", "--format", "json")
+    assert [(d["device"], d["n_measurements"]) for d in json.loads(r.out)] == [
+        ("dev-a", 5), ("dev-b", 2)]
+    r = cli(release, "devices")
+    assert r.code == 0 and "dev-a" in r.out
+
+
+def test_info_shows_every_fact_of_one_architecture(cli, release):
+    r = cli(release, "info", "unet3d", "b-mid", "--format", "json")
+    facts = json.loads(r.out)
+    assert set(facts) == {"architectures", "evaluations", "costs", "hardware"}
+    assert len(facts["evaluations"]) == 3 and len(facts["hardware"]) == 2
+    r = cli(release, "info", "unet3d", "2")  # by arch_index
+    assert r.code == 0 and "c-large" in r.out and "evaluations" in r.out
+
+
+def test_sql_reads_views(cli, release):
+    r = cli(release, "sql", "SELECT arch_id, avg(val_dice) AS v FROM evaluations "
+            "WHERE method = 'standalone' GROUP BY ALL ORDER BY v DESC LIMIT 1", "-f", "json")
+    assert r.code == 0 and json.loads(r.out)[0]["arch_id"] == "c-large"
+    r = cli(release, "sql", "DESCRIBE hardware", "-f", "csv")
+    assert r.code == 0 and "latency_ms" in r.out
+
+
+@pytest.mark.parametrize("statement", [
+    "INSERT INTO runs (run_id) VALUES ('x')",
+    "CREATE TABLE t AS SELECT 1",
+    "DROP VIEW evaluations",
+    "COPY evaluations TO '/tmp/medbench-leak.csv'",
+    "ATTACH '/tmp/medbench-other.duckdb'",
+    "INSTALL httpfs",
+    "LOAD httpfs",
+    "SET enable_external_access = true",
+    "SELECT * FROM read_csv('/etc/passwd')",
+    "SELECT * FROM read_text('/etc/hostname')",
+    "SELECT * FROM glob('/*')",
+    "SELECT 1; SELECT 2",
+    "SELEC 1",
+    "SELECT * FROM no_such_table",
+])
+def test_sql_refuses_writes_files_and_malformed(cli, release, statement):
+    before = tree_digest(release)
+    r = cli(release, "sql", statement)
+    assert one_line_error(r), (r.code, r.err)
+    assert tree_digest(release) == before
+    assert not Path("/tmp/medbench-leak.csv").exists()
+
+
+def test_sql_cannot_read_outside_tables_by_relative_path(cli, release):
+    evaluation_file = next((release / "evaluations").rglob("*.parquet"))
+    r = cli(release, "sql", f"SELECT count(*) FROM '{evaluation_file}'")
+    assert r.code == 0  # inside the tables folder: allowed
+    r = cli(release, "sql", f"SELECT * FROM read_parquet('{release}/../outside.parquet')")
+    assert one_line_error(r)
+
+
+@pytest.mark.parametrize("args", [
+    ("query", "--task", "nowhere"),
+    ("query", "--task", "hippocampus", "--max-latency", "4 parsecs"),
+    ("query", "--task", "hippocampus", "--max-latency", "-4ms"),
+    ("query", "--task", "hippocampus", "--max-energy", "lots"),
+    ("query", "--task", "hippocampus", "--max-params", "-3"),
+    ("query", "--task", "hippocampus", "--limit", "-1"),
+    ("query", "--task", "hippocampus", "--space", "nope"),
+    ("query", "--task", "hippocampus", "--device", "toaster"),
+    ("query", "--task", "hippocampus", "--method", "magic"),
+    ("query", "--task", "hippocampus", "--sort", "colour"),
+    ("query", "--task", "hippocampus", "--format", "xml"),
+    ("query", "--task", "hippocampus", "--min-dice", "abc"),
+    ("query", "--bogus"),
+    ("info", "unet3d", "no-such-arch"),
+    ("info", "nope", "a-small"),
+    ("frobnicate",),
+])
+def test_bad_input_is_one_line_and_exit_2(cli, release, args):
+    before = tree_digest(release)
+    r = cli(release, *args)
+    assert one_line_error(r), (args, r.code, r.err)
+    assert tree_digest(release) == before
+
+
+def test_unknown_task_error_lists_known_tasks(cli, release):
+    r = cli(release, "query", "--task", "nowhere")
+    assert "known tasks:" in r.err and "msd/hippocampus" in r.err
+
+
+def test_missing_tables_folder(cli, tmp_path):
+    r = cli(tmp_path / "absent", "query", "--task", "hippocampus")
+    assert one_line_error(r) and "no tables folder" in r.err
+
+
+def test_file_listed_in_manifest_but_missing(cli, release):
+    next((release / "hardware").rglob("*.parquet")).unlink()
+    r = cli(release, "query", "--task", "hippocampus")
+    assert one_line_error(r) and "missing" in r.err
+
+
+def test_corrupted_parquet_file_is_one_line(cli, release):
+    path = next((release / "evaluations").rglob("*.parquet"))
+    data = bytearray(path.read_bytes())
+    data[-12:-8] = b"\xff\xff\xff\x7f"  # corrupt the footer length
+    path.write_bytes(bytes(data))
+    r = cli(release, "query", "--task", "hippocampus")
+    assert one_line_error(r), r.err
+    r = cli(release, "sql", "SELECT count(*) FROM evaluations")
+    assert one_line_error(r), r.err
+
+
+def test_query_commands_change_nothing_on_disk(cli, release, tmp_path):
+    before = tree_digest(release)
+    for args in (("query", "--task", "hippocampus", "--pareto"), ("tasks",), ("spaces",),
+                 ("devices",), ("info", "unet3d", "a-small"), ("validate",),
+                 ("sql", "SELECT * FROM runs")):
+        assert cli(release, *args).code == 0, args
+    assert tree_digest(release) == before
+
+
+def test_validate_passes_and_fails(cli, release):
+    r = cli(release, "validate")
+    assert r.code == 0 and ": ok;" in r.out
+    path = next((release / "costs").rglob("*.parquet"))
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    r = cli(release, "validate")
+    assert r.code == 2 and "sha256 differs" in r.err and "Traceback" not in r.err
+
+
+def test_bundled_tables_validate(cli):
+    r = cli(BUNDLED, "validate")
+    assert r.code == 0, r.err
