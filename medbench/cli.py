@@ -109,8 +109,8 @@ def query(
                  title=f"{res.task} · {res.metric}: mean and std over seeds",
                  caption=where, hide=("task", "device", "runtime", "threads", "batch"))
         if n == 0:
-            has_any = store.fetchone("SELECT count(*) FROM evaluations WHERE task = ?",
-                                     [res.task])[0]
+            has_any = store.fetchone(f'SELECT count(*) FROM "{store.view("evaluations", res.task)}"'
+                                     " WHERE task = ?", [res.task])[0]
             _note(f"no results for {res.task} in the tables yet" if not has_any else
                   f"no result for {res.task} passes these filters")
 

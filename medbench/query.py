@@ -134,7 +134,6 @@ def run(store: Store, *, task: str | None = None, space: str | None = None,
     if method is not None and method not in METHODS:
         raise UnknownNameError("method", method, METHODS)
 
-    store.views("evaluations", "hardware", "costs", "tasks")
     task = _choose_task(store, task)
     if task is None:
         rel = store.con.sql("SELECT NULL::VARCHAR AS task WHERE false")
@@ -149,13 +148,15 @@ def run(store: Store, *, task: str | None = None, space: str | None = None,
                                 "use --min-metric")
         min_metric = max(min_dice, min_metric) if min_metric is not None else min_dice
 
+    # Views over this task's partition only: a query never opens other tasks' files.
+    views = {t: store.view(t, task) for t in ("evaluations", "hardware", "costs")}
     if device is not None:
         device = store.resolve_device(device)
         reason = "chosen with --device"
     else:
         device = store.fetchone(
-            "SELECT device FROM hardware WHERE task = ? AND runtime = ? AND threads = ? "
-            "AND batch = ? GROUP BY device ORDER BY count(*) DESC, device LIMIT 1",
+            f'SELECT device FROM "{views["hardware"]}" WHERE task = ? AND runtime = ? AND '
+            "threads = ? AND batch = ? GROUP BY device ORDER BY count(*) DESC, device LIMIT 1",
             [task, runtime, threads, batch])
         device = device[0] if device else None
         reason = "the device with the most measurements for this task" if device else ""
@@ -166,7 +167,7 @@ def run(store: Store, *, task: str | None = None, space: str | None = None,
         result.notes.append(f"no latency measured for {task} with {runtime}, {threads} "
                             f"thread(s), batch {batch}")
 
-    sql, args = _compile(task, metric, space, method, device, runtime, threads, batch,
+    sql, args = _compile(views, task, metric, space, method, device, runtime, threads, batch,
                          latency_ms, energy_mj, params, min_metric, sort, limit, pareto,
                          pareto_on_latency=device is not None)
     if pareto and device is None:
@@ -200,7 +201,11 @@ def _choose_task(store: Store, task: str | None) -> str | None:
 
 
 def _metric(store: Store, task: str) -> str:
-    row = store.fetchone("SELECT metric FROM tasks WHERE task = ?", [task])
+    # A catalogued task's metric is fixed by the catalogue (validate holds the tasks table to
+    # it), which spares a cold query a file read; other tasks name theirs in the tasks table.
+    if task in catalog.TASKS:
+        return catalog.default_metric(task)
+    row = store.fetchone(f'SELECT metric FROM "{store.view("tasks")}" WHERE task = ?', [task])
     return row[0] if row and row[0] else catalog.default_metric(task)
 
 
@@ -228,9 +233,10 @@ def _sort_clause(sort: str | None, metric: str) -> str:
     return f'"{name}" {direction.upper()} NULLS LAST, arch_id'
 
 
-def _compile(task, metric, space, method, device, runtime, threads, batch, latency_ms,
+def _compile(views, task, metric, space, method, device, runtime, threads, batch, latency_ms,
              energy_mj, params, min_metric, sort, limit, pareto, pareto_on_latency):
-    """The SQL and its positional parameters. Only schema names are spliced into the text."""
+    """The SQL and its positional parameters. Only schema and view names are spliced in."""
+    ev_view, hw_view, c_view = (f'"{views[t]}"' for t in ("evaluations", "hardware", "costs"))
     m = metric
     ev_where, args = ["task = ?"], [task]
     if space is not None:
@@ -251,14 +257,14 @@ def _compile(task, metric, space, method, device, runtime, threads, batch, laten
         hw_limits.append("energy_mj <= ?")
         hw_limit_args.append(energy_mj)
     if hw_limits:
-        ev_where.append("(space, arch_id) IN (SELECT space, arch_id FROM hardware WHERE task = ? "
+        ev_where.append(f"(space, arch_id) IN (SELECT space, arch_id FROM {hw_view} WHERE task = ? "
                         "AND device = ? AND runtime = ? AND threads = ? AND batch = ? AND "
                         + " AND ".join(hw_limits) + ")")
         args += [*hw_args, *hw_limit_args]
         where += hw_limits
         where_args += hw_limit_args
     if params is not None:
-        ev_where.append("(space, arch_id) IN (SELECT space, arch_id FROM costs WHERE task = ? "
+        ev_where.append(f"(space, arch_id) IN (SELECT space, arch_id FROM {c_view} WHERE task = ? "
                         "AND params <= ?)")
         args += [task, params]
         where.append("params <= ?")
@@ -272,13 +278,13 @@ def _compile(task, metric, space, method, device, runtime, threads, batch, laten
             SELECT space, arch_id, task, method, count(*)::INTEGER AS n_seeds,
                    avg(val_{m}) AS val_{m}, stddev_samp(val_{m}) AS val_{m}_std,
                    avg(test_{m}) AS test_{m}, stddev_samp(test_{m}) AS test_{m}_std
-            FROM evaluations WHERE {" AND ".join(ev_where)}
+            FROM {ev_view} WHERE {" AND ".join(ev_where)}
             GROUP BY space, arch_id, task, method),
         hw AS (
             SELECT space, arch_id, {hw_cols}
-            FROM hardware WHERE task = ? AND device = ? AND runtime = ? AND threads = ?
+            FROM {hw_view} WHERE task = ? AND device = ? AND runtime = ? AND threads = ?
                                 AND batch = ?),
-        c AS (SELECT space, arch_id, params, macs FROM costs WHERE task = ?),
+        c AS (SELECT space, arch_id, params, macs FROM {c_view} WHERE task = ?),
         base AS (
             SELECT ev.*, c.params, c.macs, {", ".join("hw." + h for h in _HW_COLUMNS)},
                    ?::VARCHAR AS device, ?::VARCHAR AS runtime, ?::INTEGER AS threads,

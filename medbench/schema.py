@@ -29,6 +29,7 @@ __all__ = [
     "arrow_type",
     "arrow_schema",
     "partition_dir",
+    "partition_segment",
 ]
 
 #: Version of the table contract. Bump the minor part for added nullable columns or tables,
@@ -448,8 +449,9 @@ def arrow_schema(table: str | Table):
 def partition_dir(table: str | Table, row: dict) -> str:
     """Sub-folder (relative to ``tables/<table>``) for a row, e.g. ``space=unet3d/task=msd_hippocampus``."""
     t = table if isinstance(table, Table) else get_table(table)
-    parts = []
-    for col in t.partition_by:
-        value = str(row[col]).replace("/", "_")
-        parts.append(f"{col}={value}")
-    return "/".join(parts)
+    return "/".join(partition_segment(col, row[col]) for col in t.partition_by)
+
+
+def partition_segment(column: str, value: object) -> str:
+    """One folder name of a partition path, e.g. ``task=msd_hippocampus`` ('/' becomes '_')."""
+    return f"{column}={str(value).replace('/', '_')}"

@@ -21,7 +21,7 @@ import duckdb
 from medbench import catalog
 from medbench.errors import ReadOnlyError, TableError, UnknownNameError
 from medbench.manifest import MANIFEST_NAME, check_manifest_shape, list_table_files, load_manifest
-from medbench.schema import TABLE_NAMES, TABLES, Table
+from medbench.schema import TABLE_NAMES, TABLES, Table, partition_segment
 
 if TYPE_CHECKING:
     from medbench.query import QueryResult
@@ -110,13 +110,24 @@ class Store:
             return self.root.rstrip("/") + "/" + rel
         return str(Path(self.root).resolve() / rel)
 
-    def view(self, table: str) -> str:
-        """Create the DuckDB view of ``table`` if it does not exist yet; returns its name."""
-        if table in self._views:
-            return table
+    def view(self, table: str, task: str | None = None) -> str:
+        """Create the DuckDB view of ``table`` if it does not exist yet; returns its name.
+
+        With ``task``, the view (named ``table@task``) reads only the files of that task's
+        partition (from their paths, no file opened), so a query on one task never opens the
+        files of the others. Files outside any task partition are always included.
+        """
+        name = table if task is None or "task" not in TABLES[table].partition_by \
+            else f"{table}@{task}"
+        if name in self._views:
+            return name
         t: Table = TABLES[table]
         cols = ", ".join(f'"{c.name}"' for c in t.columns)
         files = self.files.get(table)
+        if files and name != table:
+            segment = partition_segment("task", task)
+            files = [f for f in files if segment in f.split("/")
+                     or not any(p.startswith("task=") for p in f.split("/"))]
         if files:
             listed = ", ".join(_quote(self._path(f)) for f in files)
             body = (f"SELECT {cols} FROM read_parquet([{listed}], hive_partitioning=false, "
@@ -125,12 +136,12 @@ class Store:
             casts = ", ".join(f'CAST(NULL AS {c.type}) AS "{c.name}"' for c in t.columns)
             body = f"SELECT {casts} WHERE false"
         try:
-            self.con.execute(f'CREATE VIEW "{table}" AS {body}')
+            self.con.execute(f'CREATE VIEW "{name}" AS {body}')
         except duckdb.Error as e:
             raise TableError(f"cannot read table {table} under {self.root}: {one_line(e)} "
                              "(run 'medbench validate')") from None
-        self._views.add(table)
-        return table
+        self._views.add(name)
+        return name
 
     def views(self, *tables: str) -> None:
         """Create the views of ``tables`` (all tables when none are named)."""
@@ -268,10 +279,14 @@ class Store:
 
     def resolve_device(self, name: str) -> str:
         """A measured device id; lists the measured devices when ``name`` is not one."""
-        known = tuple(sorted(set(self.known("device", "devices"))
-                             | set(self.known("device", "hardware"))))
+        key = name.strip().lower()
+        known = self.known("device", "devices")  # small; the hardware scan is the fallback
         for d in known:
-            if d.lower() == name.strip().lower():
+            if d.lower() == key:
+                return d
+        known = tuple(sorted(set(known) | set(self.known("device", "hardware"))))
+        for d in known:
+            if d.lower() == key:
                 return d
         raise UnknownNameError("device", name, known)
 

@@ -180,6 +180,13 @@ def _table_problems(store, t: Table) -> list[str]:
     if dups:
         shown = "; ".join("(" + ", ".join(map(str, d[:-1])) + f") x{d[-1]}" for d in dups)
         out.append(f"duplicate key(s) {t.key}: {shown}")
+    if t.name == "tasks":
+        from medbench.catalog import TASKS, default_metric
+
+        for task, metric in q('SELECT task, metric FROM "tasks"'):
+            if task in TASKS and metric != default_metric(task):
+                out.append(f"{task} has metric {metric!r}; the catalogue ranks it by "
+                           f"{default_metric(task)!r}")
     for ref in t.references:
         on = " AND ".join(f'a."{c}" = b."{tc}"' for c, tc in zip(ref.columns, ref.target_columns))
         not_null = " AND ".join(f'a."{c}" IS NOT NULL' for c in ref.columns)

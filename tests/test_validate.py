@@ -98,6 +98,10 @@ def wrong_type(release):
     rewrite(release, "evaluations", transform)
 
 
+def metric_not_the_catalogues(release):
+    rewrite(release, "tasks", set_value("metric", 0, "auc"))
+
+
 def missing_file(release):
     first(release, "devices").unlink()
 
@@ -119,7 +123,7 @@ def manifest_garbage(release):
 
 FAULTS = [flip_byte, truncate, drop_column, duplicate_key, dice_out_of_range, nan_metric,
           per_class_out_of_range, per_class_nan, orphan_run_id, orphan_architecture, unknown_device,
-          bad_allowed_value, null_key, wrong_type, missing_file, unlisted_file,
+          bad_allowed_value, null_key, wrong_type, metric_not_the_catalogues, missing_file, unlisted_file,
           manifest_row_count, manifest_garbage]
 
 EXPECTED = {
@@ -130,6 +134,7 @@ EXPECTED = {
     "per_class_nan": "test_hd95_mm_per_class outside", "orphan_run_id": "no row in runs",
     "orphan_architecture": "no row in architectures", "unknown_device": "no row in devices",
     "bad_allowed_value": "'guessed'", "null_key": "NULL run_id", "wrong_type": "column seed",
+    "metric_not_the_catalogues": "the catalogue ranks it by 'dice'",
     "missing_file": "listed in the manifest but missing",
     "unlisted_file": "not listed in the manifest", "manifest_row_count": "rows, the manifest",
     "manifest_garbage": "not a readable JSON manifest",
@@ -160,4 +165,4 @@ def test_fault_count(release, tmp_path):
         root = build_release(tmp_path / f"r{i}")
         fault(root)
         caught += not validate(root).ok
-    assert caught == len(FAULTS) == 18
+    assert caught == len(FAULTS) == 19
