@@ -87,6 +87,7 @@ TASKS: dict[str, TaskInfo] = {t.task: t for t in _ALL_TASKS}
 SPACES: dict[str, SpaceInfo] = {s.space: s for s in (
     SpaceInfo("unet3d", "U-Nets from MONAI blocks: levels, and per level channels, kernel, "
                         "blocks and residual-or-plain (MED-NAS-Bench)"),
+    SpaceInfo("dynunet", "MONAI DynUNet configured nnU-Net-style: the reference for unet3d"),
     SpaceInfo("mednns", "OFA-style ResNets with elastic depth, expand ratio and width (MedNNS)"),
     SpaceInfo("mstf", "DARTS-like cells with multiscale pooling reduction cells (MSTF-NAS)"),
 )}

@@ -1,0 +1,272 @@
+"""Train ``unet3d`` architectures (and the ``dynunet`` reference) standalone on an MSD task.
+
+    python -m builders.unet3d --task hippocampus --data-root ../shared/data/msd \\
+        --archs 60 --seeds 0 1 2 [--reference] [--limit-jobs 4] [--epochs 40]
+
+Each (architecture, seed) is one job: train with the fixed recipe below, then evaluate on the
+validation and test parts of the committed split. Jobs are committed one by one to
+``runs/unet3d/<task>/jobs/`` (see :mod:`builders.jobs`); a rerun skips finished jobs, so
+run it in chunks (``--limit-jobs``) and release finished jobs with ``python -m builders.release``.
+
+Recipe (the same for every architecture): whole volumes z-normalised on non-zero voxels and
+zero-padded to 48x64x48, random flips on all axes and +-10 % intensity scale/shift; DiceCE
+loss (softmax, background included); AdamW (lr 2e-3, weight decay 1e-5) with a cosine
+schedule to 0 over the epochs; batch 4; the final epoch's weights are evaluated (no
+selection on validation or test).
+Metrics (MONAI, foreground classes): Dice, Jaccard and HD95 per class and their mean; a class
+that a network does not predict at all gets Dice 0 and HD95 equal to the padded volume's
+diagonal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass
+
+from builders.jobs import Job, WorkDir, device_name, run_jobs
+from medbench.catalog import resolve_task
+from medbench.errors import MedbenchError
+
+__all__ = ["Recipe", "VERSION", "plan", "train_and_evaluate", "main"]
+
+VERSION = "1.0"
+BUILDER = "builders.unet3d"
+SPATIAL = (48, 64, 48)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    epochs: int = 40
+    batch_size: int = 4
+    lr: float = 2e-3
+    weight_decay: float = 1e-5
+    spatial_size: tuple[int, int, int] = SPATIAL
+
+
+def plan(n_archs: int, seeds: list[int], reference: bool, sample_seed: int = 0) -> list[Job]:
+    """The jobs: ``n_archs`` architectures stratified over variant and size, times seeds.
+
+    Architectures are drawn uniformly within each variant (first-level stride x levels), then,
+    within a variant, sorted by a size proxy (sum over levels of blocks x channels^2 x kernel^3) and
+    picked at evenly spaced quantiles, so small, medium and large networks are all present.
+    The selection depends only on ``n_archs`` and ``sample_seed``.
+    """
+    import numpy as np
+
+    from medbench.spaces import unet3d
+
+    rng = np.random.default_rng(sample_seed)
+    variants = unet3d.VARIANTS
+    per_variant = [n_archs // len(variants) + (i < n_archs % len(variants))
+                   for i in range(len(variants))]
+    chosen = []
+    for variant, k in zip(variants, per_variant):
+        lo = sum(32 ** d for _, d in variants[:variants.index(variant)])
+        pool = {int(i) for i in rng.integers(lo, lo + 32 ** variant[1], size=50 * k)}
+        archs = sorted((unet3d.decode(i) for i in pool), key=_size)
+        picks = np.linspace(0, len(archs) - 1, k).round().astype(int) if k else []
+        chosen += [archs[i] for i in picks]
+    # Cheapest first, every seed of an architecture together: a partial build finishes
+    # whole architectures, and as many as the compute allows.
+    jobs = [Job(f"{a.arch_index}-s{s}", {"space": "unet3d", "arch_id": a.arch_id, "seed": s})
+            for a in sorted(chosen, key=_size) for s in seeds]
+    if reference:
+        from medbench.spaces import dynunet
+
+        jobs += [Job(f"dynunet-s{s}", {"space": "dynunet", "arch_id": dynunet.ARCH_ID,
+                                       "seed": s}) for s in seeds]
+    return jobs
+
+
+def _size(arch) -> int:
+    return sum(b * c * c * k ** 3 / 8 ** (level + arch.stride - 1) for level, (b, c, k)
+               in enumerate(zip(arch.blocks, arch.channels, arch.kernels)))
+
+
+def build_network(space: str, arch_id: str, in_channels: int, out_channels: int):
+    """(network, arch_index, canonical config JSON) of an architecture of a space."""
+    from medbench.spaces import get_space
+
+    module = get_space(space)
+    if space == "dynunet":
+        return module.build(in_channels, out_channels), 0, module.config_json()
+    arch = module.from_id(arch_id)
+    return module.build(arch, in_channels, out_channels), arch.arch_index, arch.config_json()
+
+
+def _metrics(net, loader, n_classes: int, device, full: bool = True) -> dict:
+    """Dice, Jaccard and HD95 per foreground class, averaged over cases, and their mean
+    (Dice only unless ``full``: the per-epoch validation of the learning curve)."""
+    import math
+
+    import torch
+    from monai.metrics import compute_hausdorff_distance, compute_iou, compute_dice
+    from monai.networks.utils import one_hot
+
+    diagonal = math.sqrt(sum(s * s for s in SPATIAL))
+    dice, iou, hd = [], [], []
+    net.eval()
+    with torch.no_grad():
+        for batch in loader:
+            x, y = batch["image"].to(device), batch["label"].to(device)
+            pred = one_hot(net(x).argmax(1, keepdim=True), n_classes)
+            truth = one_hot(y.long(), n_classes)
+            dice.append(compute_dice(pred, truth, include_background=False, ignore_empty=False))
+            if not full:
+                continue
+            iou.append(compute_iou(pred, truth, include_background=False, ignore_empty=False))
+            h = compute_hausdorff_distance(pred, truth, include_background=False, percentile=95)
+            hd.append(torch.nan_to_num(h, nan=diagonal, posinf=diagonal))
+    mean = lambda v: torch.cat(v).double().nan_to_num(0.0).mean(0).tolist()  # noqa: E731
+    d = mean(dice)
+    if not full:
+        return {"dice": sum(d) / len(d)}
+    j, h = mean(iou), mean(hd)
+    return {"dice": sum(d) / len(d), "jaccard": sum(j) / len(j), "hd95_mm": sum(h) / len(h),
+            "dice_per_class": d, "jaccard_per_class": j, "hd95_mm_per_class": h}
+
+
+def train_and_evaluate(task, space: str, arch_id: str, seed: int, recipe: Recipe, device: str,
+                       run_id: str, cache: dict) -> dict[str, list[dict]]:
+    """Train one network and return its rows for every table it touches."""
+    import torch
+    from monai.data import CacheDataset, DataLoader
+    from monai.losses import DiceCELoss
+    from monai.utils import set_determinism
+
+    from builders import msd
+
+    set_determinism(seed)
+    n_classes = len(task.class_names)
+    if "data" not in cache:  # decoded, normalised, padded volumes, shared by every job
+        cache["train_tf"] = msd.transforms(recipe.spatial_size, train=True)
+        cache["data"] = {
+            "train": CacheDataset(task.files("train"), cache["train_tf"], progress=False),
+            **{p: CacheDataset(task.files(p), msd.transforms(recipe.spatial_size, False),
+                               progress=False) for p in ("val", "test")}}
+    data = cache["data"]
+    cache["train_tf"].set_random_state(seed=seed)
+    gen = torch.Generator().manual_seed(seed)
+    train = DataLoader(data["train"], batch_size=recipe.batch_size, shuffle=True, generator=gen)
+    val = DataLoader(data["val"], batch_size=recipe.batch_size)
+    test = DataLoader(data["test"], batch_size=recipe.batch_size)
+
+    net, arch_index, config = build_network(space, arch_id, task.n_channels, n_classes)
+    net = net.to(device)
+    params = sum(p.numel() for p in net.parameters() if p.requires_grad)
+    macs = _macs(net, task.n_channels, recipe.spatial_size, device)
+    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
+    opt = torch.optim.AdamW(net.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=recipe.epochs)
+    curves, elapsed = [], 0.0
+    key = {"space": space, "arch_id": arch_id, "task": task.task, "method": "standalone",
+           "seed": seed}
+    for epoch in range(1, recipe.epochs + 1):
+        t0 = time.perf_counter()
+        net.train()
+        total, n = 0.0, 0
+        for batch in train:
+            x, y = batch["image"].to(device), batch["label"].to(device)
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(net(x), y)
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(x)
+            n += len(x)
+        sched.step()
+        elapsed += time.perf_counter() - t0  # training time only: the simulated clock
+        val_dice = _metrics(net, val, n_classes, device, full=False)["dice"]
+        curves.append({**key, "epoch": epoch, "train_loss": total / n, "val_dice": val_dice,
+                       "elapsed_seconds": elapsed, "run_id": run_id})
+    final = {"val": _metrics(net, val, n_classes, device),
+             "test": _metrics(net, test, n_classes, device)}
+    evaluation = {**key, "epochs": recipe.epochs, "train_seconds": elapsed,
+                  "device": device_name(device), "run_id": run_id}
+    for part, m in final.items():
+        for name, value in m.items():
+            evaluation[f"{part}_{name}"] = value
+    shape = [task.n_channels, *recipe.spatial_size]
+    return {
+        "evaluations": [evaluation],
+        "curves": curves,
+        "architectures": [{"space": space, "arch_id": arch_id, "arch_index": arch_index,
+                           "config": config, "run_id": run_id}],
+        "costs": [{"space": space, "arch_id": arch_id, "task": task.task, "params": params,
+                   "macs": macs, "input_shape": shape, "run_id": run_id}],
+        "tasks": [task.tasks_row(shape, run_id)],
+    }
+
+
+def _macs(net, in_channels: int, spatial: tuple[int, int, int], device) -> int:
+    """Multiply-accumulates of one forward pass at batch 1 (torch's FLOP counter / 2)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    net.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        net(torch.zeros(1, in_channels, *spatial, device=device))
+    return int(counter.get_total_flops() // 2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m builders.unet3d", description=__doc__.split(
+        "\n\n")[0])
+    ap.add_argument("--task", default="msd/hippocampus")
+    ap.add_argument("--data-root", default=None,
+                    help="folder holding TaskXX_Name/ (default: download with MONAI)")
+    ap.add_argument("--archs", type=int, default=60, help="architectures to sample")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--reference", action="store_true", help="also train the DynUNet reference")
+    ap.add_argument("--epochs", type=int, default=Recipe.epochs)
+    ap.add_argument("--limit-jobs", type=int, default=0, help="stop after this many jobs")
+    ap.add_argument("--only", nargs="*", default=None, help="job keys to run (default: all)")
+    ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = all cores)")
+    ap.add_argument("--work", default="runs/unet3d", help="work folder")
+    ap.add_argument("--dry-run", action="store_true", help="list the jobs and exit")
+    args = ap.parse_args(argv)
+    try:
+        task_id = resolve_task(args.task)
+        jobs = plan(args.archs, args.seeds, args.reference)
+        if args.only:
+            jobs = [j for j in jobs if j.key in set(args.only)]
+        recipe = Recipe(epochs=args.epochs)
+        # The recipe names the work folder, so jobs of another recipe are never "finished".
+        work = WorkDir(f"{args.work}/{task_id.replace('/', '_')}/e{recipe.epochs}")
+        jobs = [Job(j.key, {**j.args, "recipe": asdict(recipe)}) for j in jobs]
+        if args.dry_run:
+            done = work.ok()
+            for j in jobs:
+                print(("done " if j.key in done else "todo ") + j.key, j.args["arch_id"])
+            return 0
+        import torch
+
+        from builders import msd
+
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        task = msd.load_task(task_id, args.data_root)
+        if args.limit_jobs:
+            finished = work.ok()
+            jobs = [j for j in jobs if j.key not in finished][:args.limit_jobs]
+        cache: dict = {}
+        counts = run_jobs(
+            work, jobs,
+            lambda job, run_id: train_and_evaluate(task, job.args["space"], job.args["arch_id"],
+                                                   job.args["seed"], recipe, device, run_id,
+                                                   cache),
+            builder=BUILDER, version=VERSION, device=device_name(device),
+            describe=lambda j: f"{j.args['arch_id']} seed {j.args['seed']}")
+    except MedbenchError as e:
+        print(f"builders.unet3d: error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps({**counts, "recipe": asdict(recipe)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

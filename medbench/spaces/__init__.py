@@ -1,0 +1,27 @@
+"""Search spaces: one module per space, each with ``NAME``, ``n_archs()`` and ``build``.
+
+Modules are imported when asked for, so listing spaces imports nothing heavy; ``build``
+functions import torch and MONAI themselves.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from medbench.errors import UnknownNameError
+
+__all__ = ["MODULES", "get_space"]
+
+MODULES = {
+    "unet3d": "medbench.spaces.unet3d",
+    "dynunet": "medbench.spaces.dynunet",
+}
+
+
+def get_space(name: str) -> ModuleType:
+    """The module of space ``name``; an unknown name lists the known ones."""
+    try:
+        return importlib.import_module(MODULES[name])
+    except KeyError:
+        raise UnknownNameError("space", name, sorted(MODULES)) from None

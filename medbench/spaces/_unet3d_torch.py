@@ -1,0 +1,77 @@
+"""Torch side of the ``unet3d`` space: the network, built from MONAI's U-Net blocks.
+
+Imported only by :func:`medbench.spaces.unet3d.build` (needs the ``build`` extra).
+"""
+
+from __future__ import annotations
+
+import torch
+from monai.networks.blocks.dynunet_block import (
+    UnetBasicBlock,
+    UnetOutBlock,
+    UnetResBlock,
+    get_conv_layer,
+)
+from torch import nn
+
+NORM = "instance"
+ACT = ("leakyrelu", {"negative_slope": 0.01, "inplace": True})
+
+
+def _block(residual: int, cin: int, cout: int, kernel: int, stride: int) -> nn.Module:
+    cls = UnetResBlock if residual else UnetBasicBlock
+    return cls(3, cin, cout, kernel_size=kernel, stride=stride, norm_name=NORM, act_name=ACT)
+
+
+def _stage(residual: int, n_blocks: int, cin: int, cout: int, kernel: int,
+           stride: int) -> nn.Sequential:
+    layers = [_block(residual, cin, cout, kernel, stride)]
+    layers += [_block(residual, cout, cout, kernel, 1) for _ in range(n_blocks - 1)]
+    return nn.Sequential(*layers)
+
+
+class SearchableUNet(nn.Module):
+    """A U-Net whose levels are chosen independently (see :mod:`medbench.spaces.unet3d`).
+
+    Args:
+        arch: the architecture.
+        in_channels: input channels (1 for single-modality MRI).
+        out_channels: output channels (classes, background included).
+
+    Example:
+        With arch ``s1|c8-16-32|k3-3-3|b1-1-1|r0-0-0``, an input of shape (2, 1, 48, 64, 48)
+        gives logits of shape (2, 3, 48, 64, 48) for ``out_channels=3``.
+    """
+
+    def __init__(self, arch, in_channels: int, out_channels: int):
+        super().__init__()
+        self.arch = arch
+        ch, kk, bb, rr = arch.channels, arch.kernels, arch.blocks, arch.residual
+        self.down = nn.ModuleList()
+        prev = in_channels
+        for level in range(arch.depth):
+            self.down.append(_stage(rr[level], bb[level], prev, ch[level], kk[level],
+                                    arch.stride if level == 0 else 2))
+            prev = ch[level]
+        self.upsample = nn.ModuleList()
+        self.up = nn.ModuleList()
+        for level in range(arch.depth - 2, -1, -1):
+            self.upsample.append(get_conv_layer(3, ch[level + 1], ch[level], kernel_size=2,
+                                                stride=2, conv_only=True, is_transposed=True))
+            self.up.append(_stage(rr[level], bb[level], 2 * ch[level], ch[level], kk[level], 1))
+        # A first level at half resolution is brought back to full resolution at the end.
+        self.final_up = None if arch.stride == 1 else get_conv_layer(
+            3, ch[0], ch[0], kernel_size=2, stride=2, conv_only=True, is_transposed=True)
+        self.out = UnetOutBlock(3, ch[0], out_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for stage in self.down:
+            x = stage(x)
+            skips.append(x)
+        x = skips.pop()
+        for upsample, stage in zip(self.upsample, self.up):
+            x = stage(torch.cat([upsample(x), skips.pop()], dim=1))
+        if self.final_up is not None:
+            x = self.final_up(x)
+        return self.out(x)

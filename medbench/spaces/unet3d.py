@@ -1,0 +1,192 @@
+"""The ``unet3d`` space: U-Nets from MONAI blocks, searched level by level (MED-NAS-Bench).
+
+An architecture chooses the stride of its first level: 1 keeps level 0 at full resolution
+(nnU-Net style), 2 halves it at once (MONAI ``UNet`` style, much cheaper) and a final
+transposed convolution restores full resolution. It has 3, 4 or 5 resolution levels (stride 2:
+3 or 4, since five would need inputs divisible by 32). Each level chooses
+
+* channels: ``m * 2**level`` for a width ``m`` in {4, 8, 16, 32}, capped at 320 (nnU-Net's cap);
+* kernel size: 3 or 5 (cubic);
+* blocks: 1 or 2 blocks of two convolutions each;
+* block type: plain (``UnetBasicBlock``) or residual (``UnetResBlock``).
+
+The decoder mirrors the encoder: at each level a transposed convolution (stride 2) brings the
+level below up, its output is concatenated with the skip connection, and the level's own
+blocks follow. Normalisation is instance norm and the activation LeakyReLU(0.01), as in
+nnU-Net and MONAI's ``DynUNet``. The first block of every level but the first downsamples
+with stride 2, so inputs must be divisible by ``2 ** (levels - 2 + stride)``.
+
+Size: 32 choices per level, so 32**3 + 32**4 + 32**5 (stride 1) + 32**3 + 32**4 (stride 2)
+= 35,717,120 architectures, from U-Nets that run in a few milliseconds on a CPU to ones
+larger than nnU-Net's for this task (``s1|c32-64-128-256-320|k3-3-3-3-3|b1-1-1-1-1|r0-0-0-0-0``
+is MONAI's ``DynUNet`` configured nnU-Net-style, layer for layer).
+
+``arch_id`` spells the choices, level by level, e.g. ``s2|c8-16-32|k3-5-3|b1-2-1|r0-1-0``;
+``arch_index`` is the position in a mixed-radix enumeration (variants (stride, levels) in
+the order of :data:`VARIANTS`, then level 0 most significant). Everything here but
+:func:`build` runs without torch.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+from medbench.errors import BadValueError
+
+__all__ = ["NAME", "DEPTHS", "STRIDES", "VARIANTS", "WIDTHS", "KERNELS", "BLOCKS", "RESIDUAL", "Arch", "n_archs",
+           "encode", "decode", "from_id", "sample", "build", "level_channels"]
+
+NAME = "unet3d"
+DEPTHS = (3, 4, 5)
+STRIDES = (1, 2)
+#: (first-level stride, levels) in enumeration order.
+VARIANTS = ((1, 3), (1, 4), (1, 5), (2, 3), (2, 4))
+WIDTHS = (4, 8, 16, 32)
+KERNELS = (3, 5)
+BLOCKS = (1, 2)
+RESIDUAL = (0, 1)
+MAX_CHANNELS = 320
+_PER_LEVEL = len(WIDTHS) * len(KERNELS) * len(BLOCKS) * len(RESIDUAL)  # 32
+
+
+def level_channels(level: int) -> tuple[int, ...]:
+    """The channel choices of a level."""
+    return tuple(min(w * 2 ** level, MAX_CHANNELS) for w in WIDTHS)
+
+
+@dataclass(frozen=True)
+class Arch:
+    """One architecture of the space; tuples hold one entry per level (level 0 first)."""
+
+    stride: int
+    channels: tuple[int, ...]
+    kernels: tuple[int, ...]
+    blocks: tuple[int, ...]
+    residual: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        depth = len(self.channels)
+        if (self.stride, depth) not in VARIANTS:
+            raise BadValueError(f"unet3d: first-level stride {self.stride} with {depth} levels "
+                                f"is not in the space; (stride, levels) pairs: {VARIANTS}")
+        for name, values in (("kernels", self.kernels), ("blocks", self.blocks),
+                             ("residual", self.residual)):
+            if len(values) != depth:
+                raise BadValueError(f"unet3d: {name} has {len(values)} entries for {depth} levels")
+        for level, c in enumerate(self.channels):
+            if c not in level_channels(level):
+                raise BadValueError(f"unet3d: level {level} cannot have {c} channels; "
+                                    f"choices: {level_channels(level)}")
+        for name, values, allowed in (("kernel", self.kernels, KERNELS),
+                                      ("blocks", self.blocks, BLOCKS),
+                                      ("residual", self.residual, RESIDUAL)):
+            for v in values:
+                if v not in allowed:
+                    raise BadValueError(f"unet3d: {name} {v} not in {allowed}")
+
+    @property
+    def depth(self) -> int:
+        return len(self.channels)
+
+    @property
+    def arch_id(self) -> str:
+        j = lambda xs: "-".join(map(str, xs))  # noqa: E731
+        return (f"s{self.stride}|c{j(self.channels)}|k{j(self.kernels)}|b{j(self.blocks)}"
+                f"|r{j(self.residual)}")
+
+    @property
+    def arch_index(self) -> int:
+        return encode(self)
+
+    def config(self) -> dict:
+        return {"stride": self.stride, "levels": self.depth, "channels": list(self.channels),
+                "kernels": list(self.kernels), "blocks": list(self.blocks),
+                "residual": list(self.residual)}
+
+    def config_json(self) -> str:
+        """The canonical JSON of the choices (the architectures table's ``config``)."""
+        return json.dumps(self.config(), sort_keys=True, separators=(",", ":"))
+
+
+def n_archs() -> int:
+    """Number of architectures in the space."""
+    return sum(_PER_LEVEL ** d for _, d in VARIANTS)
+
+
+def _offset(variant: tuple[int, int]) -> int:
+    return sum(_PER_LEVEL ** d for _, d in VARIANTS[:VARIANTS.index(variant)])
+
+
+def encode(arch: Arch) -> int:
+    """``arch_index`` of an architecture."""
+    index = 0
+    for level in range(arch.depth):
+        digit = (((level_channels(level).index(arch.channels[level]) * len(KERNELS)
+                   + KERNELS.index(arch.kernels[level])) * len(BLOCKS)
+                  + BLOCKS.index(arch.blocks[level])) * len(RESIDUAL)
+                 + RESIDUAL.index(arch.residual[level]))
+        index = index * _PER_LEVEL + digit
+    return _offset((arch.stride, arch.depth)) + index
+
+
+def decode(index: int) -> Arch:
+    """The architecture at ``arch_index``.
+
+    Raises:
+        BadValueError: if the index is outside ``[0, n_archs())``.
+    """
+    if not 0 <= index < n_archs():
+        raise BadValueError(f"unet3d: arch_index {index} outside [0, {n_archs()})")
+    for stride, depth in VARIANTS:
+        if index < _offset((stride, depth)) + _PER_LEVEL ** depth:
+            rest = index - _offset((stride, depth))
+            break
+    digits = []
+    for _ in range(depth):
+        rest, digit = divmod(rest, _PER_LEVEL)
+        digits.append(digit)
+    digits.reverse()
+    ch, kk, bb, rr = [], [], [], []
+    for level, digit in enumerate(digits):
+        digit, r = divmod(digit, len(RESIDUAL))
+        digit, b = divmod(digit, len(BLOCKS))
+        w, k = divmod(digit, len(KERNELS))
+        ch.append(level_channels(level)[w])
+        kk.append(KERNELS[k])
+        bb.append(BLOCKS[b])
+        rr.append(RESIDUAL[r])
+    return Arch(stride, tuple(ch), tuple(kk), tuple(bb), tuple(rr))
+
+
+_ID = re.compile(r"^s(\d)\|c([\d-]+)\|k([\d-]+)\|b([\d-]+)\|r([\d-]+)$")
+
+
+def from_id(arch_id: str) -> Arch:
+    """Parse an ``arch_id``; raises BadValueError for anything that is not in the space."""
+    m = _ID.match(arch_id.strip())
+    if not m:
+        raise BadValueError(f"unet3d: {arch_id!r} is not an arch_id such as "
+                            "'s2|c8-16-32|k3-5-3|b1-2-1|r0-1-0'")
+    parts = [tuple(int(x) for x in g.split("-")) for g in m.groups()[1:]]
+    return Arch(int(m.group(1)), *parts)
+
+
+def sample(n: int, rng) -> list[Arch]:
+    """``n`` distinct architectures drawn uniformly from the space with a numpy Generator."""
+    total = n_archs()
+    if n > total:
+        raise BadValueError(f"unet3d: cannot draw {n} of {total} architectures")
+    seen: dict[int, None] = {}
+    while len(seen) < n:
+        for i in rng.integers(0, total, size=n - len(seen)):
+            seen.setdefault(int(i), None)
+    return [decode(i) for i in seen]
+
+
+def build(arch: Arch, in_channels: int, out_channels: int):
+    """The network of ``arch`` as a torch module (imports torch and MONAI)."""
+    from medbench.spaces._unet3d_torch import SearchableUNet
+
+    return SearchableUNet(arch, in_channels, out_channels)
