@@ -25,6 +25,7 @@ import json
 import sys
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from builders.jobs import Job, WorkDir, device_name, run_jobs
 from medbench.catalog import resolve_task
@@ -97,7 +98,8 @@ def build_network(space: str, arch_id: str, in_channels: int, out_channels: int)
     return module.build(arch, in_channels, out_channels), arch.arch_index, arch.config_json()
 
 
-def _metrics(net, loader, n_classes: int, device, full: bool = True) -> dict:
+def _metrics(net, loader, n_classes: int, device, spatial: tuple[int, ...],
+             full: bool = True) -> dict:
     """Dice, Jaccard and HD95 per foreground class, averaged over cases, and their mean
     (Dice only unless ``full``: the per-epoch validation of the learning curve)."""
     import math
@@ -106,7 +108,7 @@ def _metrics(net, loader, n_classes: int, device, full: bool = True) -> dict:
     from monai.metrics import compute_hausdorff_distance, compute_iou, compute_dice
     from monai.networks.utils import one_hot
 
-    diagonal = math.sqrt(sum(s * s for s in SPATIAL))
+    diagonal = math.sqrt(sum(s * s for s in spatial))
     dice, iou, hd = [], [], []
     net.eval()
     with torch.no_grad():
@@ -178,11 +180,12 @@ def train_and_evaluate(task, space: str, arch_id: str, seed: int, recipe: Recipe
             n += len(x)
         sched.step()
         elapsed += time.perf_counter() - t0  # training time only: the simulated clock
-        val_dice = _metrics(net, val, n_classes, device, full=False)["dice"]
+        val_dice = _metrics(net, val, n_classes, device, recipe.spatial_size,
+                            full=False)["dice"]
         curves.append({**key, "epoch": epoch, "train_loss": total / n, "val_dice": val_dice,
                        "elapsed_seconds": elapsed, "run_id": run_id})
-    final = {"val": _metrics(net, val, n_classes, device),
-             "test": _metrics(net, test, n_classes, device)}
+    final = {part: _metrics(net, loader, n_classes, device, recipe.spatial_size)
+             for part, loader in (("val", val), ("test", test))}
     evaluation = {**key, "epochs": recipe.epochs, "train_seconds": elapsed,
                   "device": device_name(device), "run_id": run_id}
     for part, m in final.items():
@@ -221,11 +224,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--reference", action="store_true", help="also train the DynUNet reference")
     ap.add_argument("--epochs", type=int, default=Recipe.epochs)
+    ap.add_argument("--spatial", type=int, nargs=3, default=list(SPATIAL),
+                    help="volumes are zero-padded to this size (must hold every case)")
     ap.add_argument("--limit-jobs", type=int, default=0, help="stop after this many jobs")
     ap.add_argument("--only", nargs="*", default=None, help="job keys to run (default: all)")
     ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = all cores)")
     ap.add_argument("--work", default="runs/unet3d", help="work folder")
+    ap.add_argument("--splits-dir", default=None, help="folder of split files (default: "
+                    "builders/splits, committed)")
     ap.add_argument("--dry-run", action="store_true", help="list the jobs and exit")
     args = ap.parse_args(argv)
     try:
@@ -233,9 +240,11 @@ def main(argv: list[str] | None = None) -> int:
         jobs = plan(args.archs, args.seeds, args.reference)
         if args.only:
             jobs = [j for j in jobs if j.key in set(args.only)]
-        recipe = Recipe(epochs=args.epochs)
+        recipe = Recipe(epochs=args.epochs, spatial_size=tuple(args.spatial))
         # The recipe names the work folder, so jobs of another recipe are never "finished".
-        work = WorkDir(f"{args.work}/{task_id.replace('/', '_')}/e{recipe.epochs}")
+        size = "x".join(map(str, recipe.spatial_size))
+        work = WorkDir(f"{args.work}/{task_id.replace('/', '_')}/e{recipe.epochs}" +
+                       ("" if recipe.spatial_size == SPATIAL else f"-{size}"))
         jobs = [Job(j.key, {**j.args, "recipe": asdict(recipe)}) for j in jobs]
         if args.dry_run:
             done = work.ok()
@@ -249,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.threads:
             torch.set_num_threads(args.threads)
         device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        task = msd.load_task(task_id, args.data_root)
+        task = msd.load_task(task_id, args.data_root, splits_dir=Path(args.splits_dir)
+                             if args.splits_dir else msd.SPLITS_DIR)
         if args.limit_jobs:
             finished = work.ok()
             jobs = [j for j in jobs if j.key not in finished][:args.limit_jobs]

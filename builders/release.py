@@ -1,0 +1,88 @@
+"""Release finished builder jobs into ``tables/``: dedup on keys, add files, refresh the manifest.
+
+    python -m builders.release runs/unet3d/msd_hippocampus/e40 [--tables tables]
+
+Every job folder under ``<work>/jobs/`` is a small tables-format folder. For each table, the
+rows of all jobs are united, rows whose key is already released (or repeated across jobs:
+shared rows such as ``tasks`` and ``architectures``) are dropped, first come first kept, and
+the rest are written as new files named after this release; no released file is rewritten.
+Then ``MANIFEST.json`` is rebuilt. Running it twice adds nothing the second time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from medbench.errors import MedbenchError
+from medbench.manifest import list_table_files, write_manifest
+from medbench.output import to_arrow as relation_to_arrow
+from medbench.release import to_arrow, write_rows
+from medbench.schema import TABLES
+
+__all__ = ["release", "main"]
+
+
+def release(work: str | Path, tables: str | Path, name: str | None = None) -> dict[str, int]:
+    """Add the rows of every finished job under ``work`` that ``tables`` lacks.
+
+    Returns:
+        Rows added per table.
+    """
+    import duckdb
+
+    work, tables = Path(work), Path(tables)
+    jobs = sorted(p for p in (work / "jobs").iterdir() if (p / "job.json").exists()) \
+        if (work / "jobs").is_dir() else []
+    if not jobs:
+        raise MedbenchError(f"no finished job under {work}/jobs")
+    name = name or f"release-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
+    released = list_table_files(tables)
+    added: dict[str, int] = {}
+    con = duckdb.connect()
+    try:
+        for table, t in TABLES.items():
+            files = [str(f) for job in jobs for f in sorted((job / table).rglob("*.parquet"))]
+            if not files:
+                continue
+            keys = ", ".join(f'"{k}"' for k in t.key)
+            new = (f"SELECT * FROM read_parquet(?, hive_partitioning=false, "
+                   f"union_by_name=true, filename=true)")
+            sql = (f"SELECT * EXCLUDE (filename) FROM ({new}) "
+                   f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY filename) = 1")
+            params: list = [files]
+            if table in released:
+                old = [str(tables / f) for f in released[table]]
+                sql = (f"SELECT n.* FROM ({sql}) n ANTI JOIN read_parquet(?, "
+                       f"hive_partitioning=false) o USING ({keys})")
+                params.append(old)
+            data = to_arrow(table, relation_to_arrow(con.sql(sql, params=params)))
+            if len(data):
+                write_rows(tables, table, data, name)
+            added[table] = len(data)
+    finally:
+        con.close()
+    write_manifest(tables)
+    return added
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m builders.release", description=__doc__.split(
+        "\n\n")[0])
+    ap.add_argument("work", help="a builder's work folder (holding jobs/)")
+    ap.add_argument("--tables", default="tables")
+    args = ap.parse_args(argv)
+    try:
+        added = release(args.work, args.tables)
+    except MedbenchError as e:
+        print(f"builders.release: error: {e}", file=sys.stderr)
+        return 2
+    for table, n in added.items():
+        print(f"{table}: +{n} rows")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

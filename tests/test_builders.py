@@ -1,0 +1,159 @@
+"""Builders on a tiny synthetic MSD task: checksums, split, training jobs, resume, release.
+
+The volumes here are random blobs made by the test to exercise code paths; they are never
+benchmark content.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from builders.msd import load_task, make_split
+from medbench.errors import MedbenchError
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "msd"
+
+
+def test_split_is_deterministic_disjoint_and_complete():
+    cases = [f"hippocampus_{i:03d}" for i in range(260)]
+    a, b = make_split(cases), make_split(list(reversed(cases)))
+    assert a == b
+    assert [len(a[p]) for p in ("train", "val", "test")] == [156, 52, 52]
+    assert sorted(a["train"] + a["val"] + a["test"]) == sorted(cases)
+    assert make_split(cases, seed=1) != a
+
+
+def test_committed_hippocampus_split():
+    committed = json.loads((Path(__file__).resolve().parents[1] / "builders" / "splits"
+                            / "msd_hippocampus.json").read_text())
+    assert [len(committed[p]) for p in ("train", "val", "test")] == [156, 52, 52]
+    everything = committed["train"] + committed["val"] + committed["test"]
+    assert len(set(everything)) == 260
+    if (SHARED / "Task04_Hippocampus" / "dataset.json").exists():
+        meta = json.loads((SHARED / "Task04_Hippocampus" / "dataset.json").read_text())
+        cases = [Path(e["image"]).name.split(".")[0] for e in meta["training"]]
+        assert make_split(cases) == committed  # the split is reproducible from the data
+
+
+nib = pytest.importorskip("nibabel")
+torch = pytest.importorskip("torch")
+pytest.importorskip("monai")
+
+
+def make_task(root: Path, n_cases: int = 10) -> Path:
+    """A tiny MSD-layout task with SHA256SUMS: 12x16x12 volumes, labels 0/1/2."""
+    task = root / "Task04_Hippocampus"
+    (task / "imagesTr").mkdir(parents=True)
+    (task / "labelsTr").mkdir()
+    rng = np.random.default_rng(0)
+    training = []
+    for i in range(n_cases):
+        label = np.zeros((12, 16, 12), np.uint8)
+        label[3:6, 4:9, 3:7] = 1
+        label[6:9, 7:12, 5:9] = 2
+        image = (label * 100 + rng.normal(50, 10, label.shape)).astype(np.float32)
+        name = f"hippocampus_{i:03d}.nii.gz"
+        nib.save(nib.Nifti1Image(image, np.eye(4)), task / "imagesTr" / name)
+        nib.save(nib.Nifti1Image(label, np.eye(4)), task / "labelsTr" / name)
+        training.append({"image": f"./imagesTr/{name}", "label": f"./labelsTr/{name}"})
+    (task / "dataset.json").write_text(json.dumps({
+        "name": "Hippocampus", "licence": "test data", "reference": "synthetic",
+        "modality": {"0": "MRI"}, "labels": {"0": "background", "1": "Anterior",
+                                             "2": "Posterior"},
+        "numTraining": n_cases, "training": training}))
+    lines = [f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.relative_to(root)}"
+             for p in sorted(task.rglob("*")) if p.is_file()]
+    (root / "SHA256SUMS").write_text("\n".join(lines) + "\n")
+    return root
+
+
+@pytest.fixture
+def tiny_msd(tmp_path):
+    return make_task(tmp_path / "msd")
+
+
+def test_load_task_verifies_checksums_and_writes_split(tiny_msd, tmp_path):
+    task = load_task("msd/hippocampus", tiny_msd, splits_dir=tmp_path / "s")
+    assert task.class_names == ["background", "Anterior", "Posterior"]
+    assert [len(task.split[p]) for p in ("train", "val", "test")] == [6, 2, 2]
+    assert (tmp_path / "s" / "msd_hippocampus.json").exists()
+    again = load_task("msd/hippocampus", tiny_msd, splits_dir=tmp_path / "s")
+    assert again.split == task.split and again.split_sha256 == task.split_sha256
+    image = tiny_msd / "Task04_Hippocampus" / "imagesTr" / "hippocampus_003.nii.gz"
+    image.write_bytes(image.read_bytes() + b"x")
+    with pytest.raises(MedbenchError, match="hippocampus_003"):
+        load_task("msd/hippocampus", tiny_msd, splits_dir=tmp_path / "s")
+
+
+def test_unknown_or_missing_task(tmp_path):
+    with pytest.raises(MedbenchError, match="not an MSD task"):
+        load_task("medmnist/pneumoniamnist", tmp_path)
+    with pytest.raises(MedbenchError, match="dataset.json"):
+        load_task("msd/hippocampus", tmp_path)
+
+
+def test_builder_resumes_and_release_is_idempotent(tiny_msd, tmp_path):
+    import duckdb
+
+    import medbench
+    from builders.release import release
+    from builders.unet3d import main
+    from medbench.validate import validate
+
+    work, splits = tmp_path / "work", tmp_path / "splits"
+    base = ["--data-root", str(tiny_msd), "--archs", "2", "--seeds", "0", "1", "--epochs", "2",
+            "--spatial", "16", "16", "16", "--work", str(work), "--splits-dir", str(splits),
+            "--threads", "1"]
+    jobs = work / "msd_hippocampus" / "e2-16x16x16" / "jobs"
+    assert main([*base, "--limit-jobs", "1"]) == 0
+    assert len(list(jobs.iterdir())) == 1
+    # A killed run leaves a staging folder: the next run removes it and redoes nothing done.
+    (jobs.parent / "staging" / "killed-job" / "evaluations").mkdir(parents=True)
+    assert main(base) == 0
+    assert not (jobs.parent / "staging" / "killed-job").exists()
+    keys = [json.loads((d / "job.json").read_text())["key"] for d in jobs.iterdir()]
+    assert len(keys) == 4 == len(set(keys))
+    assert main(base) == 0  # nothing left: no new job folder
+    assert len(list(jobs.iterdir())) == 4
+
+    tables = tmp_path / "tables"
+    first = release(jobs.parent, tables)
+    assert first["evaluations"] == 4 and first["curves"] == 8 and first["runs"] == 4
+    assert first["tasks"] == 1 and first["architectures"] == 2
+    assert sum(release(jobs.parent, tables).values()) == 0  # idempotent
+    report = validate(tables)
+    assert report.ok, report.problems
+    with medbench.open(tables) as store:
+        rows = store.query(task="hippocampus", limit=0).rows()
+        assert len(rows) == 2 and all(r[4] == 2 for r in rows)  # two seeds each
+        ev = store.sql("SELECT val_dice, val_dice_per_class, test_hd95_mm, train_seconds, "
+                       "epochs FROM evaluations").fetchall()
+        for val, per_class, hd, seconds, epochs in ev:
+            assert 0.0 <= val <= 1.0 and len(per_class) == 2
+            assert val == pytest.approx(sum(per_class) / 2)
+            assert hd >= 0 and seconds > 0 and epochs == 2
+        runs = store.sql("SELECT status, builder, git_commit, seed FROM runs").fetchall()
+        assert {r[0] for r in runs} == {"ok"} and {r[3] for r in runs} == {0, 1}
+        task = store.sql("SELECT n_train, n_val, n_test, split_sha256, class_names "
+                         "FROM tasks").fetchall()[0]
+        assert task[:3] == (6, 2, 2) and task[4] == ["background", "Anterior", "Posterior"]
+    assert duckdb.sql(f"SELECT count(*) FROM read_parquet('{tables}/curves/**/*.parquet', "
+                      "hive_partitioning=false)").fetchall()[0][0] == 8
+
+
+def test_same_seed_gives_the_same_curve(tiny_msd, tmp_path):
+    from builders.msd import load_task
+    from builders.unet3d import Recipe, train_and_evaluate
+
+    task = load_task("msd/hippocampus", tiny_msd, splits_dir=tmp_path / "s")
+    recipe = Recipe(epochs=2, spatial_size=(16, 16, 16))
+    torch.set_num_threads(1)
+    runs = [train_and_evaluate(task, "unet3d", "s1|c4-8-16|k3-3-3|b1-1-1|r0-0-0", 3, recipe,
+                               "cpu", "r", {}) for _ in range(2)]
+    losses = [[c["train_loss"] for c in r["curves"]] for r in runs]
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
