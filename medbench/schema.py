@@ -82,7 +82,7 @@ class Table:
         columns: the columns, key columns first.
         key: columns that identify a row; unique and never NULL.
         partition_by: columns whose values name the sub-folders of a table's files
-            (``space=unet3d/task=msd_hippocampus``); the values are also stored in the files.
+            (``space=unet3d/task=msd%2Fhippocampus``); the values are also stored in the files.
         references: foreign keys into other tables.
     """
 
@@ -447,11 +447,18 @@ def arrow_schema(table: str | Table):
 
 
 def partition_dir(table: str | Table, row: dict) -> str:
-    """Sub-folder (relative to ``tables/<table>``) for a row, e.g. ``space=unet3d/task=msd_hippocampus``."""
+    """Sub-folder (relative to ``tables/<table>``) of a row, e.g. ``space=unet3d/task=msd%2Fhippocampus``."""
     t = table if isinstance(table, Table) else get_table(table)
     return "/".join(partition_segment(col, row[col]) for col in t.partition_by)
 
 
 def partition_segment(column: str, value: object) -> str:
-    """One folder name of a partition path, e.g. ``task=msd_hippocampus`` ('/' becomes '_')."""
-    return f"{column}={str(value).replace('/', '_')}"
+    """One folder name of a partition path, e.g. ``task=msd%2Fhippocampus``.
+
+    Values are percent-encoded, which DuckDB's and pyarrow's hive partitioning decode: a
+    user reading ``tables/evaluations/**/*.parquet`` directly (DuckDB detects hive folders
+    by default) gets ``task = 'msd/hippocampus'``, the column's true value.
+    """
+    from urllib.parse import quote
+
+    return f"{column}={quote(str(value), safe='')}"

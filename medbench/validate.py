@@ -16,7 +16,7 @@ from pathlib import Path
 
 from medbench.errors import MedbenchError
 from medbench.manifest import MANIFEST_NAME, list_table_files, load_manifest, sha256_file
-from medbench.schema import TABLES, Table, arrow_schema
+from medbench.schema import TABLES, Table, arrow_schema, partition_dir
 
 __all__ = ["Report", "validate"]
 
@@ -104,6 +104,10 @@ def _check_files(root: Path, report: Report) -> dict[str, list[str]] | None:
         if not rel.startswith(table + "/"):
             report.problems.append(f"{rel}: filed under table {table} but not in its folder")
             continue
+        bad = _partition_mismatch(rel, pf, TABLES[table])
+        if bad:
+            report.problems.append(f"{rel}: {bad}")
+            continue
         good.setdefault(table, []).append(rel)
         report.rows_checked += entry["rows"]
     for rels in on_disk.values():
@@ -111,6 +115,23 @@ def _check_files(root: Path, report: Report) -> dict[str, list[str]] | None:
             if rel not in listed:
                 report.problems.append(f"{rel}: Parquet file not listed in the manifest")
     return good
+
+
+def _partition_mismatch(rel: str, pf, table: Table) -> str:
+    """Whether the file's partition folders name exactly the values in it (queries prune on
+    the folders, so a file filed under the wrong folder would be silently skipped)."""
+    if not table.partition_by or pf.metadata.num_rows == 0:
+        return ""
+    expected = table.name + "/" + partition_dir(table, {c: None for c in table.partition_by})
+    data = pf.read(columns=list(table.partition_by))
+    rows = {tuple(r.values()) for r in data.to_pylist()}
+    if len(rows) != 1:
+        return f"holds several partitions {sorted(rows)[:3]} in one file"
+    values = dict(zip(table.partition_by, rows.pop()))
+    folder = table.name + "/" + partition_dir(table, values) + "/"
+    if not rel.startswith(folder):
+        return f"rows of {values} filed outside {folder} (layout {expected}/...)"
+    return ""
 
 
 def _schema_mismatch(actual, table: Table) -> str:

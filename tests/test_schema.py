@@ -118,9 +118,19 @@ def test_write_rows_partitions_and_leaves_no_temp_files(tmp_path):
     files = write_rows(tmp_path, "costs", rows, "job-1")
     assert sorted(f.relative_to(tmp_path).as_posix() for f in files) == [
         f"costs/space={s}/task={t}/job-1.parquet" for s in ("mstf", "unet3d")
-        for t in ("medmnist_breastmnist", "msd_hippocampus")]
+        for t in ("medmnist%2Fbreastmnist", "msd%2Fhippocampus")]
     assert sum(pq.read_metadata(f).num_rows for f in files) == 8
     assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_reading_files_directly_gives_true_partition_values(tmp_path):
+    """DuckDB detects hive folders by default; the decoded folder value must equal the column."""
+    import duckdb
+
+    write_rows(tmp_path, "costs", [{"space": "unet3d", "arch_id": "a", "task": "msd/hippocampus",
+                                    "params": 1, "run_id": "r"}], "x")
+    got = duckdb.sql(f"SELECT task, space FROM '{tmp_path}/costs/**/*.parquet'").fetchall()
+    assert got == [("msd/hippocampus", "unet3d")]
 
 
 def test_unknown_table():

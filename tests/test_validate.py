@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401 - pa.compute
 import pyarrow.parquet as pq
 import pytest
 
@@ -79,7 +80,8 @@ def orphan_architecture(release):
 
 
 def unknown_device(release):
-    rewrite(release, "hardware", set_value("device", 0, "toaster"))
+    rewrite(release, "devices", lambda t: t.filter(pa.compute.equal(t.column("device"),
+                                                                    "dev-a")))
 
 
 def bad_allowed_value(release):
@@ -100,6 +102,14 @@ def wrong_type(release):
 
 def metric_not_the_catalogues(release):
     rewrite(release, "tasks", set_value("metric", 0, "auc"))
+
+
+def wrong_partition_folder(release):
+    p = first(release, "hardware")
+    target = release / "hardware" / "space=unet3d" / "task=msd%2Fliver" / "device=dev-a" / p.name
+    target.parent.mkdir(parents=True)
+    p.rename(target)
+    write_manifest(release)
 
 
 def missing_file(release):
@@ -123,7 +133,7 @@ def manifest_garbage(release):
 
 FAULTS = [flip_byte, truncate, drop_column, duplicate_key, dice_out_of_range, nan_metric,
           per_class_out_of_range, per_class_nan, orphan_run_id, orphan_architecture, unknown_device,
-          bad_allowed_value, null_key, wrong_type, metric_not_the_catalogues, missing_file, unlisted_file,
+          bad_allowed_value, null_key, wrong_type, metric_not_the_catalogues, wrong_partition_folder, missing_file, unlisted_file,
           manifest_row_count, manifest_garbage]
 
 EXPECTED = {
@@ -135,6 +145,7 @@ EXPECTED = {
     "orphan_architecture": "no row in architectures", "unknown_device": "no row in devices",
     "bad_allowed_value": "'guessed'", "null_key": "NULL run_id", "wrong_type": "column seed",
     "metric_not_the_catalogues": "the catalogue ranks it by 'dice'",
+    "wrong_partition_folder": "filed outside hardware/space=unet3d/task=msd%2Fhippocampus",
     "missing_file": "listed in the manifest but missing",
     "unlisted_file": "not listed in the manifest", "manifest_row_count": "rows, the manifest",
     "manifest_garbage": "not a readable JSON manifest",
@@ -165,4 +176,4 @@ def test_fault_count(release, tmp_path):
         root = build_release(tmp_path / f"r{i}")
         fault(root)
         caught += not validate(root).ok
-    assert caught == len(FAULTS) == 19
+    assert caught == len(FAULTS) == 20
