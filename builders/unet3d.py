@@ -36,6 +36,8 @@ __all__ = ["Recipe", "VERSION", "plan", "train_and_evaluate", "main"]
 VERSION = "1.0"
 BUILDER = "builders.unet3d"
 SPATIAL = (48, 64, 48)
+#: The unet3d architecture that is the nnU-Net-style DynUNet, layer for layer.
+DYNUNET_MEMBER = "s1|c32-64-128-256-320|k3-3-3-3-3|b1-1-1-1-1|r0-0-0-0-0"
 
 
 @dataclass(frozen=True)
@@ -50,41 +52,51 @@ class Recipe:
 def plan(n_archs: int, seeds: list[int], reference: bool, sample_seed: int = 0) -> list[Job]:
     """The jobs: ``n_archs`` architectures stratified over variant and size, times seeds.
 
-    Architectures are drawn uniformly within each variant (first-level stride x levels), then,
-    within a variant, sorted by a size proxy (sum over levels of blocks x channels^2 x kernel^3) and
-    picked at evenly spaced quantiles, so small, medium and large networks are all present.
-    The selection depends only on ``n_archs`` and ``sample_seed``.
+    Every variant (first-level stride x levels) gets an equal share. Within a variant, 4,000
+    architectures are drawn uniformly, those costing more than the nnU-Net-style DynUNet
+    (33.2 GMACs at 48x64x48) are set aside, and the share is picked at evenly spaced points
+    of log-MACs between the variant's cheapest and dearest, so networks from tens of MMACs
+    to DynUNet's size are all present. A uniform sample would not do: most of the space
+    is full-resolution 5x5x5 networks of 100+ GMACs. Depends only on the arguments.
     """
+    import math
+
     import numpy as np
 
     from medbench.spaces import unet3d
 
     rng = np.random.default_rng(sample_seed)
+    cap = unet3d.macs(unet3d.from_id(DYNUNET_MEMBER), 1, 3, SPATIAL)
     variants = unet3d.VARIANTS
-    per_variant = [n_archs // len(variants) + (i < n_archs % len(variants))
-                   for i in range(len(variants))]
+    shares = [n_archs // len(variants) + (i < n_archs % len(variants))
+              for i in range(len(variants))]
     chosen = []
-    for variant, k in zip(variants, per_variant):
-        lo = sum(32 ** d for _, d in variants[:variants.index(variant)])
-        pool = {int(i) for i in rng.integers(lo, lo + 32 ** variant[1], size=50 * k)}
-        archs = sorted((unet3d.decode(i) for i in pool), key=_size)
-        picks = np.linspace(0, len(archs) - 1, k).round().astype(int) if k else []
-        chosen += [archs[i] for i in picks]
+    for i, ((stride, depth), k) in enumerate(zip(variants, shares)):
+        lo = sum(32 ** d for _, d in variants[:i])
+        pool = {}
+        for index in rng.integers(lo, lo + 32 ** depth, size=4000):
+            arch = unet3d.decode(int(index))
+            m = unet3d.macs(arch, 1, 3, SPATIAL)
+            if m <= cap:
+                pool[arch] = math.log(m)
+        archs = sorted(pool, key=pool.get)
+        logs = np.array([pool[a] for a in archs])
+        for target in np.linspace(logs[0], logs[-1], k):
+            j = int(np.abs(logs - target).argmin())
+            while archs[j] in chosen:  # the nearest not yet taken
+                j = j + 1 if j + 1 < len(archs) else 0
+            chosen.append(archs[j])
     # Cheapest first, every seed of an architecture together: a partial build finishes
     # whole architectures, and as many as the compute allows.
+    chosen.sort(key=lambda a: unet3d.macs(a, 1, 3, SPATIAL))
     jobs = [Job(f"{a.arch_index}-s{s}", {"space": "unet3d", "arch_id": a.arch_id, "seed": s})
-            for a in sorted(chosen, key=_size) for s in seeds]
+            for a in chosen for s in seeds]
     if reference:
         from medbench.spaces import dynunet
 
         jobs += [Job(f"dynunet-s{s}", {"space": "dynunet", "arch_id": dynunet.ARCH_ID,
                                        "seed": s}) for s in seeds]
     return jobs
-
-
-def _size(arch) -> int:
-    return sum(b * c * c * k ** 3 / 8 ** (level + arch.stride - 1) for level, (b, c, k)
-               in enumerate(zip(arch.blocks, arch.channels, arch.kernels)))
 
 
 def build_network(space: str, arch_id: str, in_channels: int, out_channels: int):
@@ -227,6 +239,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--spatial", type=int, nargs=3, default=list(SPATIAL),
                     help="volumes are zero-padded to this size (must hold every case)")
     ap.add_argument("--limit-jobs", type=int, default=0, help="stop after this many jobs")
+    ap.add_argument("--max-gmacs", type=float, default=0,
+                    help="only architectures up to this many GMACs per forward pass (0 = all)")
+    ap.add_argument("--expensive-first", action="store_true",
+                    help="run the dearest jobs first (for a session with a GPU)")
     ap.add_argument("--only", nargs="*", default=None, help="job keys to run (default: all)")
     ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = all cores)")
@@ -235,11 +251,18 @@ def main(argv: list[str] | None = None) -> int:
                     "builders/splits, committed)")
     ap.add_argument("--dry-run", action="store_true", help="list the jobs and exit")
     args = ap.parse_args(argv)
+    from medbench.spaces import unet3d
+
     try:
         task_id = resolve_task(args.task)
         jobs = plan(args.archs, args.seeds, args.reference)
         if args.only:
             jobs = [j for j in jobs if j.key in set(args.only)]
+        if args.max_gmacs:
+            jobs = [j for j in jobs if j.args["space"] == "unet3d" and unet3d.macs(
+                unet3d.from_id(j.args["arch_id"]), 1, 3, SPATIAL) <= args.max_gmacs * 1e9]
+        if args.expensive_first:
+            jobs.reverse()
         recipe = Recipe(epochs=args.epochs, spatial_size=tuple(args.spatial))
         # The recipe names the work folder, so jobs of another recipe are never "finished".
         size = "x".join(map(str, recipe.spatial_size))

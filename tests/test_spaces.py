@@ -122,3 +122,30 @@ def test_dynunet_reference_is_the_nnunet_member_of_the_space():
     member = unet3d.build(unet3d.from_id(
         "s1|c32-64-128-256-320|k3-3-3-3-3|b1-1-1-1-1|r0-0-0-0-0"), 1, 3)
     assert _params(ref) == _params(member) == 16_538_563
+
+
+def test_analytic_macs_match_torch_flop_counter():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    for arch in unet3d.sample(12, np.random.default_rng(3)):
+        net = unet3d.build(arch, 1, 3).to("meta")
+        with FlopCounterMode(display=False) as counter:
+            net(torch.zeros(1, 1, 48, 64, 48, device="meta"))
+        counted = counter.get_total_flops() // 2
+        assert unet3d.macs(arch, 1, 3, (48, 64, 48)) == pytest.approx(counted, rel=0.002)
+
+
+def test_standalone_plan_is_stratified_and_capped():
+    from builders.unet3d import DYNUNET_MEMBER, SPATIAL, plan
+
+    jobs = plan(60, [0, 1], reference=True)
+    archs = [j.args["arch_id"] for j in jobs if j.args["space"] == "unet3d"]
+    assert len(archs) == 120 and len(set(archs)) == 60
+    assert [j.key for j in jobs] == [j.key for j in plan(60, [0, 1], reference=True)]
+    cap = unet3d.macs(unet3d.from_id(DYNUNET_MEMBER), 1, 3, SPATIAL)
+    gmacs = [unet3d.macs(unet3d.from_id(a), 1, 3, SPATIAL) for a in archs[::2]]
+    assert max(gmacs) <= cap and min(gmacs) < cap / 100
+    assert gmacs == sorted(gmacs)  # cheapest first
+    variants = {(unet3d.from_id(a).stride, unet3d.from_id(a).depth) for a in archs}
+    assert variants == set(unet3d.VARIANTS)
+    assert [j.args["space"] for j in jobs[-2:]] == ["dynunet", "dynunet"]
