@@ -1,0 +1,142 @@
+"""Simulated asynchronous search: N workers, a simulated clock, lookups instead of training.
+
+A searcher proposes an architecture and a fidelity (epochs); the simulator looks the
+validation metric up in a :class:`~medbench.simulate.tabular.Tabular`, advances the worker's
+clock by the recorded training time, and tells the searcher the result when that worker
+finishes. Workers run asynchronously: an event heap keyed ``(finish time, counter)`` decides
+who finishes next (ties first come, first served), and a free worker asks at once.
+
+Searchers see validation metrics only. Test metrics are read by the simulator for the
+incumbent (the best validation result so far) and written to the trajectory for reporting.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from medbench.errors import BadValueError
+from medbench.simulate.tabular import Tabular
+
+__all__ = ["Suggestion", "Searcher", "Trajectory", "simulate", "SEED_MODES"]
+
+SEED_MODES = ("random", "mean")
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """Train ``arch`` (an index of the table) for ``epochs`` epochs."""
+
+    arch: int
+    epochs: int
+
+
+class Searcher(Protocol):
+    """What the simulator needs of a searcher."""
+
+    def ask(self) -> Suggestion:
+        """The next architecture and fidelity to evaluate."""
+
+    def tell(self, suggestion: Suggestion, value: float) -> None:
+        """The validation metric of a finished evaluation (NaN if the table lacks it)."""
+
+
+@dataclass
+class Trajectory:
+    """Every finished evaluation in order of simulated time (arrays of equal length).
+
+    ``incumbent`` is the arch index with the best validation metric so far (at any
+    fidelity) and ``incumbent_test`` its mean test metric over seeds.
+    """
+
+    time: np.ndarray
+    worker: np.ndarray
+    arch: np.ndarray
+    epochs: np.ndarray
+    val: np.ndarray
+    incumbent: np.ndarray
+    incumbent_val: np.ndarray
+    incumbent_test: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.time)
+
+
+def simulate(table: Tabular, searcher: Searcher, *, workers: int, budget_seconds: float,
+             rng: np.random.Generator, seed_mode: str = "random",
+             max_evaluations: int | None = None) -> Trajectory:
+    """Run ``searcher`` on ``table`` with ``workers`` asynchronous workers.
+
+    Args:
+        table: the dense arrays.
+        searcher: any object with ``ask()`` and ``tell(suggestion, value)``.
+        workers: parallel workers (at least 1).
+        budget_seconds: simulated wall-clock budget; evaluations finishing later are dropped.
+        rng: draws the seed whose curve an evaluation reads (``seed_mode="random"``).
+        seed_mode: ``random`` (one seed per evaluation) or ``mean`` (mean over seeds).
+        max_evaluations: stop after this many finished evaluations.
+
+    Returns:
+        The :class:`Trajectory`.
+
+    Raises:
+        BadValueError: for no workers, a negative budget, an unknown seed mode, or a
+            suggestion outside the table.
+    """
+    if workers < 1:
+        raise BadValueError(f"workers must be at least 1, got {workers}")
+    if budget_seconds < 0:
+        raise BadValueError(f"budget must not be negative, got {budget_seconds}")
+    if seed_mode not in SEED_MODES:
+        raise BadValueError(f"seed mode {seed_mode!r}; choose from {SEED_MODES}")
+    mean_val = np.nanmean(table.val, axis=1) if seed_mode == "mean" else None
+    mean_elapsed = np.nanmean(table.elapsed, axis=1) if seed_mode == "mean" else None
+    test_mean = _nanmean_rows(table.test)
+    n_seeds = table.val.shape[1]
+    heap: list[tuple[float, int, int, Suggestion, float]] = []
+    counter = 0
+
+    def start(worker: int, now: float) -> None:
+        nonlocal counter
+        s = searcher.ask()
+        if not (0 <= s.arch < table.n_archs and 1 <= s.epochs <= table.max_epochs):
+            raise BadValueError(f"suggestion {s} is outside the table "
+                                f"({table.n_archs} archs, {table.max_epochs} epochs)")
+        if mean_val is not None:
+            value, cost = mean_val[s.arch, s.epochs - 1], mean_elapsed[s.arch, s.epochs - 1]
+        else:
+            seed = int(rng.integers(n_seeds))
+            value = table.val[s.arch, seed, s.epochs - 1]
+            cost = table.elapsed[s.arch, seed, s.epochs - 1]
+        cost = 0.0 if np.isnan(cost) else float(cost)
+        heapq.heappush(heap, (now + cost, counter, worker, s, float(value)))
+        counter += 1
+
+    for w in range(workers):
+        start(w, 0.0)
+    rows: list[tuple] = []
+    best_val, best_arch = -np.inf, -1
+    limit = max_evaluations if max_evaluations is not None else np.inf
+    while heap and len(rows) < limit:
+        finish, _, worker, s, value = heapq.heappop(heap)
+        if finish > budget_seconds:
+            break
+        searcher.tell(s, value)
+        if not np.isnan(value) and value > best_val:
+            best_val, best_arch = value, s.arch
+        rows.append((finish, worker, s.arch, s.epochs, value, best_arch, best_val,
+                     test_mean[best_arch] if best_arch >= 0 else np.nan))
+        start(worker, finish)
+    cols = list(zip(*rows)) if rows else [[] for _ in range(8)]
+    dtypes = (float, int, int, int, float, int, float, float)
+    return Trajectory(*(np.asarray(c, dtype=d) for c, d in zip(cols, dtypes)))
+
+
+def _nanmean_rows(a: np.ndarray) -> np.ndarray:
+    counts = np.sum(~np.isnan(a), axis=1)
+    sums = np.nansum(a, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)

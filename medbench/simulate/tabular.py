@@ -1,0 +1,124 @@
+"""Dense arrays for simulation: one (space, task, method) of the long tables as numpy arrays.
+
+The long tables are the truth; these arrays are a cache built from them once, so that a
+simulated evaluation is an array lookup. Axis order (as in Syne Tune's ``BlackboxTabular``):
+
+* ``val[arch, seed, epoch]``: validation metric after ``epoch + 1`` epochs (NaN if missing);
+* ``elapsed[arch, seed, epoch]``: training seconds up to the end of that epoch;
+* ``test[arch, seed]``: the final test metric, for reporting incumbents only;
+* ``latency_ms[arch]``, ``energy_mj[arch]``, ``params[arch]``: costs (NaN if not measured).
+
+A missing seed or epoch stays NaN: nothing is filled in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from medbench.errors import MedbenchError
+
+__all__ = ["Tabular", "from_store"]
+
+
+@dataclass
+class Tabular:
+    """Dense arrays of one benchmark; see the module docstring for the axes."""
+
+    space: str
+    task: str
+    method: str
+    metric: str
+    arch_ids: list[str]
+    seeds: np.ndarray
+    val: np.ndarray
+    elapsed: np.ndarray
+    test: np.ndarray
+    latency_ms: np.ndarray
+    energy_mj: np.ndarray
+    params: np.ndarray
+    configs: list[dict] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        n = len(self.arch_ids)
+        if self.val.shape[:1] != (n,) or self.val.shape != self.elapsed.shape:
+            raise MedbenchError("tabular: val and elapsed must be (arch, seed, epoch) alike")
+        if self.test.shape != self.val.shape[:2]:
+            raise MedbenchError("tabular: test must be (arch, seed)")
+
+    @property
+    def n_archs(self) -> int:
+        return len(self.arch_ids)
+
+    @property
+    def max_epochs(self) -> int:
+        return self.val.shape[2]
+
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.val, self.elapsed, self.test, self.latency_ms,
+                                      self.energy_mj, self.params))
+
+
+def from_store(store, *, task: str, space: str, method: str = "standalone",
+               device: str | None = None, runtime: str = "onnxruntime",
+               threads: int = 1) -> Tabular:
+    """Build the arrays of (space, task, method) from an open :class:`~medbench.store.Store`.
+
+    Raises:
+        MedbenchError: if the task has no learning curves for this space and method.
+    """
+    from medbench.query import _metric  # the task's primary metric, one rule for all
+
+    task = store.resolve_task(task)
+    metric = _metric(store, task)
+    curves = store.view("curves", task)
+    evals = store.view("evaluations", task)
+    archs = store.fetchall(
+        f'SELECT DISTINCT c.arch_id, a.config FROM "{curves}" c LEFT JOIN '
+        f'"{store.view("architectures")}" a USING (space, arch_id) '
+        "WHERE c.task = ? AND c.space = ? AND c.method = ? ORDER BY c.arch_id",
+        [task, space, method])
+    if not archs:
+        raise MedbenchError(f"no learning curves for {space} on {task} ({method}); "
+                            "the simulator needs curves")
+    arch_ids = [a[0] for a in archs]
+    index = {a: i for i, a in enumerate(arch_ids)}
+    seeds = sorted({r[0] for r in store.fetchall(
+        f'SELECT DISTINCT seed FROM "{curves}" WHERE task = ? AND space = ? AND method = ?',
+        [task, space, method])})
+    seed_index = {s: i for i, s in enumerate(seeds)}
+    n_epochs = store.fetchone(f'SELECT max(epoch) FROM "{curves}" WHERE task = ? AND '
+                              "space = ? AND method = ?", [task, space, method])[0]
+    shape = (len(arch_ids), len(seeds), n_epochs)
+    val, elapsed = np.full(shape, np.nan), np.full(shape, np.nan)
+    col = f"val_{metric}"
+    for arch, seed, epoch, v, t in store.fetchall(
+            f'SELECT arch_id, seed, epoch, "{col}", elapsed_seconds FROM "{curves}" '
+            "WHERE task = ? AND space = ? AND method = ?", [task, space, method]):
+        i, s = index[arch], seed_index[seed]
+        val[i, s, epoch - 1] = np.nan if v is None else v
+        elapsed[i, s, epoch - 1] = np.nan if t is None else t
+    test = np.full(shape[:2], np.nan)
+    for arch, seed, v in store.fetchall(
+            f'SELECT arch_id, seed, "test_{metric}" FROM "{evals}" WHERE task = ? AND '
+            "space = ? AND method = ?", [task, space, method]):
+        if arch in index and seed in seed_index and v is not None:
+            test[index[arch], seed_index[seed]] = v
+    latency, energy, params = (np.full(len(arch_ids), np.nan) for _ in range(3))
+    res = store.query(task=task, space=space, method=method, device=device, runtime=runtime,
+                      threads=threads, limit=0)
+    cols = res.columns
+    for row in res.rows():
+        r = dict(zip(cols, row))
+        i = index.get(r["arch_id"])
+        if i is not None:
+            for arr, name in ((latency, "latency_ms"), (energy, "energy_mj"),
+                              (params, "params")):
+                if r[name] is not None:
+                    arr[i] = r[name]
+    import json
+
+    configs = [json.loads(c) if c else {} for _, c in archs]
+    return Tabular(space, task, method, metric, arch_ids, np.array(seeds), val, elapsed, test,
+                   latency, energy, params, configs)

@@ -1,0 +1,162 @@
+"""The simulator: event queue against a hand-worked schedule, no test leakage, seeding,
+searchers on a tiny table whose optimum is known, and arrays built from the tables."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import medbench
+from medbench.errors import BadValueError, UnknownNameError
+from medbench.release import write_manifest, write_rows
+from medbench.simulate import Suggestion, Tabular, from_store, make_searcher, simulate
+
+
+def table(val, elapsed, test=None, configs=None):
+    val, elapsed = np.asarray(val, float), np.asarray(elapsed, float)
+    n, s, _ = val.shape
+    return Tabular("toy", "toy/task", "standalone", "dice", [f"a{i}" for i in range(n)],
+                   np.arange(s), val, elapsed,
+                   np.asarray(test, float) if test is not None else val[:, :, -1].copy(),
+                   np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan), configs or [])
+
+
+class Scripted:
+    """Asks a fixed sequence; records what it was told."""
+
+    def __init__(self, plan):
+        self.plan, self.told = list(plan), []
+
+    def ask(self):
+        return Suggestion(*self.plan.pop(0))
+
+    def tell(self, suggestion, value):
+        self.told.append((suggestion.arch, value))
+
+
+def test_two_workers_follow_the_hand_worked_schedule():
+    # arch: training seconds after epoch 1 and 2; val after epoch 1 and 2
+    t = table(val=[[[0.1, 0.2]], [[0.3, 0.6]], [[0.2, 0.5]]],
+              elapsed=[[[1, 2]], [[3, 6]], [[2, 5]]])
+    s = Scripted([(0, 2), (1, 2), (2, 2), (0, 2), (1, 2), (2, 2)])
+    traj = simulate(t, s, workers=2, budget_seconds=10, rng=np.random.default_rng(0))
+    # w0: a0 0->2, a2 2->7, a1 7->13 (past budget); w1: a1 0->6, a0 6->8, a2 8->13
+    assert traj.time.tolist() == [2, 6, 7, 8]
+    assert traj.worker.tolist() == [0, 1, 0, 1]
+    assert traj.arch.tolist() == [0, 1, 2, 0]
+    assert traj.val.tolist() == [0.2, 0.6, 0.5, 0.2]
+    assert traj.incumbent.tolist() == [0, 1, 1, 1]
+    assert s.told == [(0, 0.2), (1, 0.6), (2, 0.5), (0, 0.2)]
+
+
+def test_ties_finish_first_come_first_served():
+    t = table(val=[[[0.5]], [[0.7]]], elapsed=[[[4]], [[4]]])
+    traj = simulate(t, Scripted([(1, 1), (0, 1), (0, 1), (1, 1)]), workers=2,
+                    budget_seconds=4, rng=np.random.default_rng(0))
+    assert traj.worker.tolist() == [0, 1] and traj.arch.tolist() == [1, 0]
+
+
+def test_lower_fidelity_costs_less_and_reads_its_epoch():
+    t = table(val=[[[0.1, 0.9]]], elapsed=[[[1, 10]]])
+    traj = simulate(t, Scripted([(0, 1)] * 3 + [(0, 2)] * 3), workers=1, budget_seconds=3,
+                    rng=np.random.default_rng(0))
+    assert traj.time.tolist() == [1, 2, 3] and traj.val.tolist() == [0.1] * 3
+
+
+def test_seed_modes():
+    t = table(val=[[[0.2], [0.4]]], elapsed=[[[1], [3]]])
+    mean = simulate(t, Scripted([(0, 1)] * 2), workers=1, budget_seconds=2,
+                    rng=np.random.default_rng(0), seed_mode="mean")
+    assert mean.time.tolist() == [2] and mean.val.tolist() == pytest.approx([0.3])
+    rand = simulate(t, Scripted([(0, 1)] * 50), workers=1, budget_seconds=1e9,
+                    rng=np.random.default_rng(0), max_evaluations=40)
+    assert set(np.round(rand.val, 6)) == {0.2, 0.4}
+
+
+def toy(n=40, seeds=3, epochs=4, rng=0):
+    """A table whose best architecture is known: quality rises with config 'x'."""
+    r = np.random.default_rng(rng)
+    quality = np.linspace(0.3, 0.9, n)
+    val = quality[:, None, None] * (1 - 0.5 ** np.arange(1, epochs + 1))[None, None, :] \
+        + r.normal(0, 0.005, (n, seeds, epochs))
+    elapsed = np.cumsum(np.full((n, seeds, epochs), 10.0), axis=2)
+    configs = [{"x": i % 8, "y": i // 8} for i in range(n)]
+    return table(val, elapsed, configs=configs)
+
+
+@pytest.mark.parametrize("name", ["rs", "re"])
+def test_searchers_find_the_known_optimum(name):
+    t = toy()
+    s = make_searcher(name, n_archs=t.n_archs, max_epochs=t.max_epochs,
+                      rng=np.random.default_rng(1), configs=t.configs)
+    traj = simulate(t, s, workers=4, budget_seconds=40 * 400, rng=np.random.default_rng(2))
+    assert traj.incumbent[-1] == t.n_archs - 1
+    assert traj.incumbent_test[-1] == pytest.approx(np.mean(t.test[-1]))
+
+
+@pytest.mark.parametrize("name", ["rs", "re"])
+def test_searchers_never_read_test_metrics(name):
+    runs = []
+    for test in (None, np.random.default_rng(9).uniform(size=(40, 3))):
+        t = toy()
+        if test is not None:
+            t.test = test
+        s = make_searcher(name, n_archs=t.n_archs, max_epochs=t.max_epochs,
+                          rng=np.random.default_rng(5), configs=t.configs)
+        runs.append(simulate(t, s, workers=3, budget_seconds=2000,
+                             rng=np.random.default_rng(6)))
+    assert runs[0].arch.tolist() == runs[1].arch.tolist()
+    assert runs[0].incumbent_test.tolist() != runs[1].incumbent_test.tolist()
+
+
+def test_seeded_runs_reproduce():
+    def run():
+        t = toy()
+        s = make_searcher("re", n_archs=t.n_archs, max_epochs=t.max_epochs,
+                          rng=np.random.default_rng(3), configs=t.configs)
+        return simulate(t, s, workers=4, budget_seconds=5000, rng=np.random.default_rng(4))
+
+    a, b = run(), run()
+    for field in ("time", "worker", "arch", "val", "incumbent"):
+        assert getattr(a, field).tolist() == getattr(b, field).tolist()
+
+
+def test_bad_input():
+    t = toy()
+    s = make_searcher("rs", n_archs=t.n_archs, max_epochs=t.max_epochs,
+                      rng=np.random.default_rng(0))
+    with pytest.raises(BadValueError):
+        simulate(t, s, workers=0, budget_seconds=10, rng=np.random.default_rng(0))
+    with pytest.raises(BadValueError):
+        simulate(t, s, workers=1, budget_seconds=-1, rng=np.random.default_rng(0))
+    with pytest.raises(BadValueError):
+        simulate(t, Scripted([(99, 1)]), workers=1, budget_seconds=10,
+                 rng=np.random.default_rng(0))
+    with pytest.raises(UnknownNameError, match="rs"):
+        make_searcher("bohb", n_archs=3, max_epochs=1, rng=np.random.default_rng(0))
+
+
+def test_arrays_from_the_tables(release):
+    from conftest import ARCHS, RUN, TASK
+
+    curves = [{"space": "unet3d", "arch_id": arch, "task": TASK, "method": "standalone",
+               "seed": seed, "epoch": e, "val_dice": v * e / 3, "elapsed_seconds": 5.0 * e,
+               "run_id": RUN}
+              for arch, (vals, *_rest) in ARCHS.items() for seed, v in enumerate(vals)
+              for e in (1, 2, 3)]
+    write_rows(release, "curves", curves, "curves")
+    write_manifest(release)
+    with medbench.open(release) as store:
+        t = from_store(store, task="hippocampus", space="unet3d")
+    assert t.arch_ids == sorted(ARCHS) and t.val.shape == (5, 2, 3) and t.metric == "dice"
+    b = t.arch_ids.index("b-mid")
+    assert t.val[b, :, 2].tolist() == pytest.approx([0.80, 0.82])
+    assert t.elapsed[b, 0].tolist() == [5.0, 10.0, 15.0]
+    e = t.arch_ids.index("e-oneseed")
+    assert np.isnan(t.val[e, 1]).all() and np.isnan(t.test[e, 1])  # missing stays missing
+    assert t.test[b].tolist() == pytest.approx([0.79, 0.80])
+    assert t.latency_ms[b] == pytest.approx(3.5) and t.params[b] == 200_000
+    assert t.configs[b] == {"name": "b-mid"}
+    with medbench.open(release) as store:
+        with pytest.raises(medbench.MedbenchError, match="curves"):
+            from_store(store, task="hippocampus", space="unet3d", method="supernet")
