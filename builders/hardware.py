@@ -1,0 +1,373 @@
+"""Measure latency (and energy where the machine can) of architectures on this device.
+
+    python -m builders.hardware --task hippocampus [--tables tables] [--plan 60]
+        [--device-name rpi4] [--runtimes onnxruntime torch] [--threads 1 0] [--repeats 30]
+
+Run it on the device to measure (a Raspberry Pi, a Jetson, a laptop, a GPU server): it
+probes the device into a ``devices`` row, then measures every architecture with results in
+``--tables`` (plus the ``unet3d`` standalone plan with ``--plan``) at the task's input shape,
+batch 1. Release the work folder into tables with ``python -m builders.release
+runs/hardware/<device>/<task>`` (or send that folder to the maintainers): that is the
+bring-your-own-device path, the same for every device.
+
+Protocol: each network is exported once to ONNX (opset 17) and also run in PyTorch eager
+mode. For every (runtime, threads) setting, each network is warmed up (5 runs), then timed
+over ``--repeats`` rounds; within a round the networks of a chunk and a fixed control
+network are run one after another (interleaved), so slow drift of a shared machine spreads
+over all networks instead of biasing some, and the control's spread measures that drift.
+Reported: median, p10 and p90 of the per-round times.
+
+Energy, per batch, by the first method the machine supports: NVML energy counter on a CUDA
+GPU (``nvml``, measured over a window of inferences), RAPL package energy from
+``/sys/class/powercap`` (``rapl``, idle baseline subtracted), else ``--tdp-watts`` x latency
+x (threads / cores) (``estimated``), else NULL. Nothing is estimated from a made-up power.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from builders.jobs import Job, WorkDir, run_jobs
+from medbench.catalog import resolve_task
+from medbench.errors import MedbenchError
+
+__all__ = ["probe_device", "rapl_zone", "rapl_energy_mj", "energy_method", "measure_chunk",
+           "main"]
+
+VERSION = "1.0"
+BUILDER = "builders.hardware"
+CONTROL = "s2|c8-16-32|k3-3-3|b1-1-1|r0-0-0"
+RAPL_ROOT = "/sys/class/powercap"
+
+
+# -- the device ------------------------------------------------------------------------------
+
+def _read(path: str) -> str | None:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return None
+
+
+def probe_device(name: str | None = None, cuda: bool = False, run_id: str = "") -> dict:
+    """A ``devices`` row read from this system (nothing typed in by hand)."""
+    cpu = platform.processor() or platform.machine()
+    for line in (_read("/proc/cpuinfo") or "").splitlines():
+        if line.startswith(("model name", "Model")):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem_gb = None
+    for line in (_read("/proc/meminfo") or "").splitlines():
+        if line.startswith("MemTotal:"):
+            mem_gb = round(int(line.split()[1]) / 1024 ** 2, 1)
+    cores = os.cpu_count() or 1
+    gpu = None
+    import torch
+
+    if cuda and torch.cuda.is_available():
+        gpu = torch.cuda.get_device_name(0)
+    try:
+        import onnxruntime
+
+        ort_version = onnxruntime.__version__
+    except ImportError:
+        ort_version = None
+    slug = "-".join((gpu or cpu).lower().replace("(r)", "").replace("(tm)", "").split())
+    return {
+        "device": name or f"{slug}-{cores}c",
+        "kind": "gpu" if gpu else ("edge" if platform.machine().startswith(("arm", "aarch"))
+                                   else "cpu"),
+        "cpu_model": cpu, "cpu_cores": cores, "memory_gb": mem_gb, "gpu_model": gpu,
+        "os": f"{platform.system()} {platform.release()}",
+        "python_version": platform.python_version(), "torch_version": torch.__version__,
+        "onnxruntime_version": ort_version,
+        "probed_at": datetime.now(timezone.utc).replace(tzinfo=None), "run_id": run_id,
+    }
+
+
+# -- energy ------------------------------------------------------------------------------------
+
+def rapl_zone(root: str = RAPL_ROOT) -> Path | None:
+    """The package-0 RAPL zone if its counter is readable (needs root since kernel 5.10)."""
+    zone = Path(root) / "intel-rapl:0"
+    try:
+        int((zone / "energy_uj").read_text())
+        return zone
+    except (OSError, ValueError):
+        return None
+
+
+def _rapl_uj(zone: Path) -> int:
+    return int((zone / "energy_uj").read_text())
+
+
+def rapl_energy_mj(zone: Path, fn, n: int, idle_seconds: float = 1.0) -> float:
+    """Energy of one call of ``fn`` in mJ: package energy over ``n`` calls minus the idle
+    power measured just before, divided by ``n``; handles the counter's wrap-around."""
+    wrap = int((zone / "max_energy_range_uj").read_text()) \
+        if (zone / "max_energy_range_uj").exists() else 2 ** 32
+    delta = lambda a, b: (b - a) % wrap  # noqa: E731
+    e0, t0 = _rapl_uj(zone), time.perf_counter()
+    time.sleep(idle_seconds)
+    e1, t1 = _rapl_uj(zone), time.perf_counter()
+    idle_w = delta(e0, e1) / 1e6 / (t1 - t0)
+    for _ in range(n):
+        fn()
+    e2, t2 = _rapl_uj(zone), time.perf_counter()
+    busy_j = delta(e1, e2) / 1e6 - idle_w * (t2 - t1)
+    return max(busy_j, 0.0) / n * 1e3
+
+
+def energy_method(cuda: bool, tdp_watts: float | None, rapl_root: str = RAPL_ROOT) -> str | None:
+    """The first energy method this machine supports: nvml, rapl, estimated, or None."""
+    if cuda:
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            handle = pynvml.nvmlDeviceGetHandleByIndex(0)
+            pynvml.nvmlDeviceGetTotalEnergyConsumption(handle)
+            return "nvml"
+        except Exception:  # noqa: BLE001 - no NVML or no energy counter: fall through
+            pass
+    if rapl_zone(rapl_root) is not None:
+        return "rapl"
+    if tdp_watts:
+        return "estimated"
+    return None
+
+
+def _nvml_energy_mj(fn, n: int) -> float:
+    import pynvml
+    import torch
+
+    handle = pynvml.nvmlDeviceGetHandleByIndex(0)
+    torch.cuda.synchronize()
+    e0 = pynvml.nvmlDeviceGetTotalEnergyConsumption(handle)  # mJ
+    for _ in range(n):
+        fn()
+    torch.cuda.synchronize()
+    return (pynvml.nvmlDeviceGetTotalEnergyConsumption(handle) - e0) / n
+
+
+# -- measuring -----------------------------------------------------------------------------------
+
+@dataclass
+class Net:
+    space: str
+    arch_id: str
+    run: dict  # (runtime, threads) -> callable running one inference
+
+
+def _networks(space: str, arch_id: str, shape: list[int], runtimes, threads, device: str):
+    import io
+
+    import numpy as np
+    import torch
+
+    from builders.unet3d import build_network
+
+    net, arch_index, config = build_network(space, arch_id, shape[0], 3)
+    net = net.eval().to(device)
+    x = torch.zeros(1, *shape, device=device)
+    runs = {}
+    if "torch" in runtimes:
+        def run_torch(net=net, x=x):
+            with torch.no_grad():
+                net(x)
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+        for t in threads:
+            runs[("torch", t)] = run_torch
+    if "onnxruntime" in runtimes:
+        import onnxruntime as ort
+
+        buf = io.BytesIO()
+        torch.onnx.export(net.cpu(), (x.cpu(),), buf, dynamo=False, opset_version=17,
+                          input_names=["x"], output_names=["y"])
+        net.to(device)
+        xn = np.zeros((1, *shape), np.float32)
+        for t in threads:
+            so = ort.SessionOptions()
+            so.intra_op_num_threads, so.inter_op_num_threads = t, 1
+            sess = ort.InferenceSession(buf.getvalue(), so, providers=["CPUExecutionProvider"])
+            runs[("onnxruntime", t)] = lambda sess=sess, xn=xn: sess.run(None, {"x": xn})
+    from builders.unet3d import _macs
+
+    params = sum(p.numel() for p in net.parameters())
+    macs = _macs(net, shape[0], tuple(shape[1:]), device)
+    return Net(space, arch_id, runs), arch_index, config, params, macs
+
+
+def _set_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads or os.cpu_count() or 1)
+
+
+def measure_chunk(archs: list[tuple[str, str]], shape: list[int], runtimes: list[str],
+                  threads: list[int], repeats: int, device: str, method: str | None,
+                  tdp_watts: float | None, rapl_root: str = RAPL_ROOT,
+                  warmup: int = 5) -> tuple[list[dict], dict, dict]:
+    """Measure a chunk of (space, arch_id) plus the control, interleaved.
+
+    Returns:
+        (one result dict per (arch, runtime, threads), {(space, arch_id): (arch_index,
+        config, params, macs)}, the control's per-setting statistics).
+    """
+    nets, meta = [], {}
+    for space, arch_id in [*archs, ("unet3d", CONTROL)]:
+        net, *facts = _networks(space, arch_id, shape, runtimes, threads, device)
+        nets.append(net)
+        meta[(space, arch_id)] = tuple(facts)  # arch_index, config, params, macs
+    cores = os.cpu_count() or 1
+    results, control = [], {}
+    for setting in nets[0].run:
+        runtime, t = setting
+        _set_threads(t)
+        for net in nets:
+            for _ in range(warmup):
+                net.run[setting]()
+        times: list[list[float]] = [[] for _ in nets]
+        for _ in range(repeats):
+            for i, net in enumerate(nets):
+                t0 = time.perf_counter()
+                net.run[setting]()
+                times[i].append((time.perf_counter() - t0) * 1e3)
+        for net, ts in zip(nets[:-1], times[:-1]):
+            q = statistics.quantiles(ts, n=10)
+            median = statistics.median(ts)
+            energy = None
+            if method == "estimated":
+                energy = median * tdp_watts * (min(t or cores, cores) / cores)  # ms x W = mJ
+            elif method == "rapl":
+                energy = rapl_energy_mj(rapl_zone(rapl_root), net.run[setting],
+                                        max(20, int(1000 / max(median, 1e-3))))
+            elif method == "nvml":
+                energy = _nvml_energy_mj(net.run[setting], max(20, int(1000 / max(median,
+                                                                                   1e-3))))
+            results.append({"space": net.space, "arch_id": net.arch_id, "runtime": runtime,
+                            "threads": t, "latency_ms": median, "latency_p10_ms": q[0],
+                            "latency_p90_ms": q[-1], "n_repeats": repeats,
+                            "energy_mj": energy, "energy_method": method if energy is not None
+                            else None})
+        c = times[-1]
+        control[f"{runtime}/{t}"] = {"median_ms": statistics.median(c),
+                                     "p10_ms": statistics.quantiles(c, n=10)[0],
+                                     "p90_ms": statistics.quantiles(c, n=10)[-1]}
+    _set_threads(0)
+    return results, meta, control
+
+
+def architectures_to_measure(tables: str | None, task: str, plan_archs: int) -> list[tuple]:
+    """(space, arch_id) with results for ``task`` in ``tables``, plus the unet3d plan."""
+    out = set()
+    if tables and Path(tables).is_dir():
+        import medbench
+
+        with medbench.open(tables) as store:
+            out |= set(store.fetchall(
+                f'SELECT DISTINCT space, arch_id FROM "{store.view("evaluations", task)}" '
+                "WHERE task = ?", [task]))
+    if plan_archs:
+        from builders.unet3d import plan
+
+        out |= {(j.args["space"], j.args["arch_id"]) for j in plan(plan_archs, [0], True)}
+    return sorted(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m builders.hardware",
+                                 description=__doc__.split("\n\n")[0])
+    ap.add_argument("--task", default="msd/hippocampus")
+    ap.add_argument("--tables", default="tables", help="measure the architectures with "
+                    "results here")
+    ap.add_argument("--plan", type=int, default=0, help="also the unet3d standalone plan of "
+                    "this many architectures (and the DynUNet reference)")
+    ap.add_argument("--only", nargs="*", default=None, help="measure these space:arch_id")
+    ap.add_argument("--device-name", default=None, help="device id (default: from the CPU/GPU)")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (torch runtime only)")
+    ap.add_argument("--runtimes", nargs="+", default=["onnxruntime", "torch"])
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 0],
+                    help="intra-op threads to measure (0 = all cores)")
+    ap.add_argument("--repeats", type=int, default=30)
+    ap.add_argument("--chunk", type=int, default=8, help="architectures per job")
+    ap.add_argument("--max-gmacs", type=float, default=0,
+                    help="only unet3d architectures up to this many GMACs (0 = all)")
+    ap.add_argument("--tdp-watts", type=float, default=None,
+                    help="the CPU's TDP, for estimated energy where no counter is readable")
+    ap.add_argument("--spatial", type=int, nargs=3, default=None,
+                    help="input size (default: the task's, 48 64 48 for MSD hippocampus)")
+    ap.add_argument("--work", default="runs/hardware")
+    ap.add_argument("--rapl-root", default=RAPL_ROOT, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    try:
+        task = resolve_task(args.task)
+        if args.repeats < 3:
+            raise MedbenchError("--repeats must be at least 3")
+        from builders.unet3d import SPATIAL
+
+        shape = [1, *(args.spatial or SPATIAL)]
+        archs = [tuple(a.split(":", 1)) for a in args.only] if args.only else \
+            architectures_to_measure(args.tables, task, args.plan)
+        if args.max_gmacs:
+            from medbench.spaces import unet3d
+
+            archs = [a for a in archs if a[0] == "unet3d" and unet3d.macs(
+                unet3d.from_id(a[1]), shape[0], 3, tuple(shape[1:])) <= args.max_gmacs * 1e9]
+        if not archs:
+            raise MedbenchError(f"no architecture to measure for {task}: none has results in "
+                                f"{args.tables}; use --plan or --only")
+        cuda = args.device.startswith("cuda")
+        device_row = probe_device(args.device_name, cuda)
+        method = energy_method(cuda, args.tdp_watts, args.rapl_root)
+        work = WorkDir(Path(args.work) / device_row["device"] / task.replace("/", "_"))
+        settings = {"runtimes": args.runtimes, "threads": args.threads, "repeats": args.repeats,
+                    "shape": shape, "energy_method": method, "tdp_watts": args.tdp_watts}
+        jobs = []
+        for i in range(0, len(archs), args.chunk):
+            chunk = archs[i:i + args.chunk]
+            digest = hashlib.sha256(json.dumps([chunk, settings]).encode()).hexdigest()[:10]
+            jobs.append(Job(f"chunk{i // args.chunk:03d}-{digest}",
+                            {"archs": chunk, **settings}))
+
+        def run(job: Job, run_id: str) -> dict[str, list[dict]]:
+            results, meta, control = measure_chunk(
+                [tuple(a) for a in job.args["archs"]], shape, args.runtimes, args.threads,
+                args.repeats, args.device, method, args.tdp_watts, args.rapl_root)
+            job.args["control"] = {"arch_id": CONTROL, **control}  # drift, in runs.args
+            dev = {**device_row, "run_id": run_id}
+            hw = [{**r, "task": task, "device": dev["device"], "batch": 1,
+                   "latency_method": "measured", "run_id": run_id} for r in results]
+            measured = {(r["space"], r["arch_id"]) for r in results}
+            archs_rows = [{"space": s, "arch_id": a, "arch_index": meta[(s, a)][0],
+                           "config": meta[(s, a)][1], "run_id": run_id} for s, a in measured]
+            costs = [{"space": s, "arch_id": a, "task": task, "params": meta[(s, a)][2],
+                      "macs": meta[(s, a)][3], "input_shape": shape, "run_id": run_id}
+                     for s, a in measured]
+            return {"hardware": hw, "devices": [dev], "architectures": archs_rows,
+                    "costs": costs}
+
+        counts = run_jobs(work, jobs, run, builder=BUILDER, version=VERSION,
+                          device=device_row["device"],
+                          describe=lambda j: f"{len(j.args['archs'])} archs")
+    except MedbenchError as e:
+        print(f"builders.hardware: error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps({**counts, "device": device_row["device"], "energy_method": method,
+                      "work": str(work.root)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

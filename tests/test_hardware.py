@@ -1,0 +1,94 @@
+"""The hardware builder: device probing, the energy fallback chain, a tiny measurement."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("monai")
+pytest.importorskip("onnxruntime")
+
+from builders import hardware  # noqa: E402
+
+
+def test_probe_reads_the_system():
+    row = hardware.probe_device(run_id="r")
+    assert row["cpu_cores"] >= 1 and row["memory_gb"] > 0
+    assert row["torch_version"] == torch.__version__ and row["os"]
+    assert row["device"].endswith(f"-{row['cpu_cores']}c") and row["kind"] in ("cpu", "edge")
+    assert hardware.probe_device("rpi4")["device"] == "rpi4"
+
+
+def fake_rapl(root: Path, uj: int, wrap: int = 2**32) -> Path:
+    zone = root / "intel-rapl:0"
+    zone.mkdir(parents=True, exist_ok=True)
+    (zone / "energy_uj").write_text(str(uj))
+    (zone / "max_energy_range_uj").write_text(str(wrap))
+    return zone
+
+
+def test_energy_fallback_chain(tmp_path):
+    assert hardware.energy_method(False, None, str(tmp_path)) is None
+    assert hardware.energy_method(False, 65.0, str(tmp_path)) == "estimated"
+    fake_rapl(tmp_path, 123)
+    assert hardware.energy_method(False, 65.0, str(tmp_path)) == "rapl"
+    (tmp_path / "intel-rapl:0" / "energy_uj").write_text("permission denied")
+    assert hardware.energy_method(False, None, str(tmp_path)) is None
+    # no NVML on a CPU machine: a CUDA request falls through to the next method
+    assert hardware.energy_method(True, 10.0, str(tmp_path / "none")) == "estimated"
+
+
+def test_rapl_energy_subtracts_idle_and_handles_wrap(tmp_path, monkeypatch):
+    zone = fake_rapl(tmp_path, 0, wrap=1_000_000)
+    # counter readings: start, after idle (1 s), after the calls; the last one wrapped
+    readings = iter([990_000, 991_000, 11_000])
+    monkeypatch.setattr(hardware, "_rapl_uj", lambda z: next(readings))
+    clock = iter([0.0, 1.0, 3.0])
+    monkeypatch.setattr(hardware.time, "perf_counter", lambda: next(clock))
+    monkeypatch.setattr(hardware.time, "sleep", lambda s: None)
+    calls = []
+    mj = hardware.rapl_energy_mj(zone, lambda: calls.append(1), n=10, idle_seconds=1.0)
+    # idle: 1,000 uJ over 1 s = 1 mW; busy: 20,000 uJ over 2 s, minus 2 s x 1 mW = 18 mJ
+    assert len(calls) == 10 and mj == pytest.approx(1.8)
+
+
+def test_measure_and_release_a_tiny_chunk(tmp_path, release):
+    from builders.release import release as do_release
+    from medbench.validate import validate
+
+    work = tmp_path / "hw"
+    code = hardware.main(["--only", "unet3d:s2|c4-8-16|k3-3-3|b1-1-1|r0-0-0", "--repeats", "3",
+                          "--threads", "1", "--spatial", "16", "16", "16", "--work", str(work),
+                          "--device-name", "test-box", "--tdp-watts", "20", "--rapl-root",
+                          str(tmp_path / "no-rapl")])
+    assert code == 0
+    folder = work / "test-box" / "msd_hippocampus"
+    do_release(folder, release)
+    report = validate(release)
+    assert report.ok, report.problems
+    import medbench
+
+    with medbench.open(release) as store:
+        rows = store.sql("SELECT runtime, threads, latency_ms, latency_p10_ms, latency_p90_ms, "
+                         "n_repeats, energy_mj, energy_method, latency_method FROM hardware "
+                         "WHERE device = 'test-box' ORDER BY runtime").fetchall()
+        assert [r[:2] for r in rows] == [("onnxruntime", 1), ("torch", 1)]
+        for _, _, med, p10, p90, n, energy, method, how in rows:
+            assert 0 < p10 <= med <= p90 and n == 3 and how == "measured"
+            cores = store.sql("SELECT cpu_cores FROM devices WHERE device = 'test-box'"
+                              ).fetchall()[0][0]
+            assert method == "estimated" and energy == pytest.approx(med * 20 / cores)
+        args = json.loads(store.sql("SELECT args FROM runs WHERE builder = "
+                                    "'builders.hardware'").fetchall()[0][0])
+        assert args["control"]["arch_id"] == hardware.CONTROL
+        assert args["control"]["onnxruntime/1"]["median_ms"] > 0
+        res = store.query(task="hippocampus", device="test-box", limit=0)
+        assert res.device == "test-box"
+
+
+def test_nothing_to_measure_is_one_line(tmp_path, capsys):
+    assert hardware.main(["--tables", str(tmp_path), "--work", str(tmp_path / "w")]) == 2
+    assert "no architecture to measure" in capsys.readouterr().err
