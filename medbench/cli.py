@@ -173,6 +173,39 @@ def info(
 
 
 @app.command()
+def simulate(
+    task: Annotated[Optional[str], typer.Option(help="Task id or alias.")] = None,
+    space: Annotated[str, typer.Option(help="Search space.")] = "unet3d",
+    method: Annotated[str, typer.Option(help="standalone or supernet results.")] = "standalone",
+    algorithms: Annotated[str, typer.Option(help="Comma-separated: rs, re.")] = "rs,re",
+    workers: Annotated[int, typer.Option(help="Parallel simulated workers.")] = 4,
+    budget: Annotated[str, typer.Option(help="Simulated wall-clock: 24h, 90m, 1d.")] = "24h",
+    repeats: Annotated[int, typer.Option(help="Runs per algorithm.")] = 20,
+    seed: Annotated[int, typer.Option(help="Seed of every generator.")] = 0,
+    seed_mode: Annotated[str, typer.Option(help="random (one seed per evaluation) or mean."
+                                           )] = "random",
+    out: Annotated[str, typer.Option(help="Folder for the report.")] = "report",
+) -> None:
+    """Compare searchers by simulated search on the tables: trajectories, regret, ranks."""
+    from medbench.simulate import from_store
+    from medbench.simulate.report import compare, parse_duration, write_report
+
+    seconds = parse_duration(budget)
+    names = [a.strip() for a in algorithms.split(",") if a.strip()]
+    if workers < 1:
+        raise MedbenchError(f"--workers must be at least 1, got {workers}")
+    with _open() as store:
+        if task is None:
+            raise MedbenchError("give --task")
+        table = from_store(store, task=task, space=store.resolve_space(space), method=method)
+    runs = compare(table, names, workers=workers, budget_seconds=seconds, repeats=repeats,
+                   seed=seed, seed_mode=seed_mode)
+    folder = write_report(table, runs, out, workers=workers, budget_seconds=seconds)
+    print((folder / "summary.md").read_text(), end="")
+    _note(f"report written to {folder}/")
+
+
+@app.command()
 def validate() -> None:
     """Check the tables: manifest checksums, schema, keys, value ranges, references."""
     from medbench.store import default_tables_path

@@ -160,3 +160,59 @@ def test_arrays_from_the_tables(release):
     with medbench.open(release) as store:
         with pytest.raises(medbench.MedbenchError, match="curves"):
             from_store(store, task="hippocampus", space="unet3d", method="supernet")
+
+
+def with_curves(release):
+    from conftest import ARCHS, RUN, TASK
+
+    curves = [{"space": "unet3d", "arch_id": arch, "task": TASK, "method": "standalone",
+               "seed": seed, "epoch": e, "val_dice": v * e / 3, "elapsed_seconds": 600.0 * e,
+               "run_id": RUN}
+              for arch, (vals, *_rest) in ARCHS.items() for seed, v in enumerate(vals)
+              for e in (1, 2, 3)]
+    write_rows(release, "curves", curves, "curves")
+    write_manifest(release)
+    return release
+
+
+def test_simulate_command_writes_the_report(cli, release, tmp_path):
+    out = tmp_path / "report"
+    r = cli(with_curves(release), "simulate", "--task", "hippocampus", "--algorithms", "rs,re",
+            "--workers", "2", "--budget", "3h", "--repeats", "4", "--out", str(out))
+    assert r.code == 0, r.err
+    assert {p.name for p in out.iterdir()} == {"trajectories.parquet", "regret.png",
+                                               "regret.svg", "summary.md"}
+    import pyarrow.parquet as pq
+
+    traj = pq.read_table(out / "trajectories.parquet").to_pydict()
+    assert set(traj["algorithm"]) == {"rs", "re"} and set(traj["repeat"]) == {0, 1, 2, 3}
+    assert max(traj["time"]) <= 3 * 3600
+    assert "| rs |" in r.out and "Wilcoxon" in r.out
+    again = cli(release, "simulate", "--task", "hippocampus", "--algorithms", "rs,re",
+                "--workers", "2", "--budget", "3h", "--repeats", "4", "--out",
+                str(tmp_path / "again"))
+    assert (tmp_path / "again" / "summary.md").read_text() == (out / "summary.md").read_text()
+
+
+def test_regret_is_zero_once_the_best_is_found():
+    from medbench.simulate.report import compare, regret_curves
+
+    t = toy()
+    runs = compare(t, ["rs"], workers=4, budget_seconds=40 * 400, repeats=3)
+    curves = regret_curves(t, runs, np.array([1.0, 40 * 400]))["rs"]
+    assert np.isnan(curves[:, 0]).all()  # nothing finished after 1 s
+    assert curves[:, 1] == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--algorithms", "rs,bohb"), "unknown algorithm 'bohb'"),
+    (("--budget", "3 fortnights"), "cannot read the budget"),
+    (("--workers", "0"), "--workers must be at least 1"),
+    (("--method", "supernet"), "no learning curves"),
+])
+def test_simulate_bad_input_is_one_line(cli, release, tmp_path, args, message):
+    from conftest import one_line_error
+
+    r = cli(with_curves(release), "simulate", "--task", "hippocampus", "--repeats", "1",
+            "--out", str(tmp_path / "r"), *args)
+    assert one_line_error(r) and message in r.err, r.err
