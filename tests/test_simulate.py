@@ -216,3 +216,29 @@ def test_simulate_bad_input_is_one_line(cli, release, tmp_path, args, message):
     r = cli(with_curves(release), "simulate", "--task", "hippocampus", "--repeats", "1",
             "--out", str(tmp_path / "r"), *args)
     assert one_line_error(r) and message in r.err, r.err
+
+
+def test_resumed_training_costs_only_the_extra_epochs():
+    t = table(val=[[[0.1, 0.5, 0.9]]], elapsed=[[[2, 5, 9]]])
+    traj = simulate(t, Scripted([(0, 1), (0, 3, 1), (0, 3)] + [(0, 1)] * 3), workers=1,
+                    budget_seconds=100, rng=np.random.default_rng(0), max_evaluations=3)
+    assert traj.time.tolist() == [2, 9, 18]  # 2, then 9 - 2 = 7 more, then 9 from scratch
+    with pytest.raises(BadValueError):
+        simulate(t, Scripted([(0, 2, 2)]), workers=1, budget_seconds=10,
+                 rng=np.random.default_rng(0))
+
+
+def test_asha_promotes_the_top_third_and_resumes():
+    from medbench.simulate.searchers import ASHA
+
+    t = toy(n=40, epochs=9)
+    s = ASHA(n_archs=t.n_archs, max_epochs=9, rng=np.random.default_rng(0), eta=3)
+    assert s.rungs == [1, 3, 9]
+    traj = simulate(t, s, workers=2, budget_seconds=40 * 900, rng=np.random.default_rng(1))
+    assert set(traj.epochs.tolist()) == {1, 3, 9}
+    n1, n3 = np.sum(traj.epochs == 1), np.sum(traj.epochs == 3)
+    assert n3 <= n1 // 3 + 1  # only the top third of a rung is promoted
+    # every promotion went to an architecture seen at the rung below
+    low = set(traj.arch[traj.epochs == 1].tolist())
+    assert set(traj.arch[traj.epochs == 3].tolist()) <= low
+    assert traj.incumbent[-1] == t.n_archs - 1

@@ -14,7 +14,7 @@ import numpy as np
 from medbench.errors import UnknownNameError
 from medbench.simulate.simulator import Suggestion
 
-__all__ = ["RandomSearch", "RegularizedEvolution", "SEARCHERS", "make_searcher",
+__all__ = ["RandomSearch", "RegularizedEvolution", "ASHA", "SEARCHERS", "make_searcher",
            "config_features"]
 
 
@@ -88,7 +88,43 @@ class RegularizedEvolution:
             self.population.popleft()
 
 
-SEARCHERS = {"rs": RandomSearch, "re": RegularizedEvolution}
+class ASHA:
+    """Asynchronous successive halving (Li et al., MLSys 2020) over learning curves.
+
+    Rungs at ``min_epochs * eta**k`` epochs up to the largest fidelity. A free worker
+    promotes the best not-yet-promoted result of the highest rung where it ranks in the top
+    ``1/eta`` (training resumes from its checkpoint), and otherwise starts a random new
+    architecture at the lowest rung.
+    """
+
+    def __init__(self, n_archs: int, max_epochs: int, rng: np.random.Generator,
+                 eta: int = 3, min_epochs: int = 1, **_: object):
+        self.n_archs, self.rng, self.eta = n_archs, rng, eta
+        rungs = [min_epochs]
+        while rungs[-1] * eta < max_epochs:
+            rungs.append(rungs[-1] * eta)
+        if rungs[-1] != max_epochs:
+            rungs.append(max_epochs)
+        self.rungs = rungs
+        self.results: list[dict[int, float]] = [{} for _ in rungs]  # rung -> arch -> value
+        self.promoted: list[set[int]] = [set() for _ in rungs]
+
+    def ask(self) -> Suggestion:
+        for k in range(len(self.rungs) - 2, -1, -1):
+            done = self.results[k]
+            top = sorted(done, key=lambda a: -np.inf if np.isnan(done[a]) else -done[a])
+            for arch in top[:len(done) // self.eta]:
+                if arch not in self.promoted[k] and not np.isnan(done[arch]):
+                    self.promoted[k].add(arch)
+                    return Suggestion(arch, self.rungs[k + 1], resume_from=self.rungs[k])
+        return Suggestion(int(self.rng.integers(self.n_archs)), self.rungs[0])
+
+    def tell(self, suggestion: Suggestion, value: float) -> None:
+        k = self.rungs.index(suggestion.epochs)
+        self.results[k][suggestion.arch] = value
+
+
+SEARCHERS = {"rs": RandomSearch, "re": RegularizedEvolution, "asha": ASHA}
 
 
 def make_searcher(name: str, *, n_archs: int, max_epochs: int, rng: np.random.Generator,

@@ -28,10 +28,15 @@ SEED_MODES = ("random", "mean")
 
 @dataclass(frozen=True)
 class Suggestion:
-    """Train ``arch`` (an index of the table) for ``epochs`` epochs."""
+    """Train ``arch`` (an index of the table) for ``epochs`` epochs.
+
+    With ``resume_from`` > 0 the training continues from a checkpoint at that epoch, so it
+    costs only the time between the two epochs.
+    """
 
     arch: int
     epochs: int
+    resume_from: int = 0
 
 
 class Searcher(Protocol):
@@ -102,15 +107,16 @@ def simulate(table: Tabular, searcher: Searcher, *, workers: int, budget_seconds
     def start(worker: int, now: float) -> None:
         nonlocal counter
         s = searcher.ask()
-        if not (0 <= s.arch < table.n_archs and 1 <= s.epochs <= table.max_epochs):
+        if not (0 <= s.arch < table.n_archs and 1 <= s.epochs <= table.max_epochs
+                and 0 <= s.resume_from < s.epochs):
             raise BadValueError(f"suggestion {s} is outside the table "
                                 f"({table.n_archs} archs, {table.max_epochs} epochs)")
         if mean_val is not None:
-            value, cost = mean_val[s.arch, s.epochs - 1], mean_elapsed[s.arch, s.epochs - 1]
+            value, elapsed = mean_val[s.arch, s.epochs - 1], mean_elapsed[s.arch]
         else:
             seed = int(rng.integers(n_seeds))
-            value = table.val[s.arch, seed, s.epochs - 1]
-            cost = table.elapsed[s.arch, seed, s.epochs - 1]
+            value, elapsed = table.val[s.arch, seed, s.epochs - 1], table.elapsed[s.arch, seed]
+        cost = elapsed[s.epochs - 1] - (elapsed[s.resume_from - 1] if s.resume_from else 0.0)
         cost = 0.0 if np.isnan(cost) else float(cost)
         heapq.heappush(heap, (now + cost, counter, worker, s, float(value)))
         counter += 1
