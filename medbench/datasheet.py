@@ -1,0 +1,132 @@
+"""The generated part of DATASHEET.md: counts, compute and headline results, from the tables.
+
+    python -m medbench.datasheet [--tables tables] [--write DATASHEET.md]
+
+Prints (or writes between the ``<!-- generated:start -->`` and ``<!-- generated:end -->``
+markers of DATASHEET.md) a Markdown section computed from a release, so the datasheet's
+numbers cannot drift from the tables: a test regenerates it and compares.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from medbench.errors import MedbenchError
+from medbench.schema import SCHEMA_VERSION, TABLE_NAMES
+
+__all__ = ["generate", "splice", "main", "START", "END"]
+
+START = "<!-- generated:start (python -m medbench.datasheet --write DATASHEET.md) -->"
+END = "<!-- generated:end -->"
+
+
+def _fmt(x, digits: int = 4) -> str:
+    return "–" if x is None else (f"{x:.{digits}f}" if isinstance(x, float) else str(x))
+
+
+def generate(store) -> str:
+    """The generated section for the release open in ``store``."""
+    out = ["## Generated from the tables", "",
+           f"Schema version {SCHEMA_VERSION}. Row counts per table:", "",
+           "| table | rows |", "|---|---|"]
+    for t in TABLE_NAMES:
+        out.append(f"| {t} | {store.n_rows(t)} |")
+    store.views()
+    runs = store.fetchall("""
+        SELECT builder, builder_version, count(*) FILTER (WHERE status = 'ok'),
+               count(*) FILTER (WHERE status = 'failed'), sum(seconds) / 3600,
+               string_agg(DISTINCT device, '; ' ORDER BY device),
+               min(started_at)::DATE, max(finished_at)::DATE
+        FROM runs GROUP BY ALL ORDER BY builder""")
+    out += ["", "### Compute spent (from `runs`)", ""]
+    if not runs:
+        out.append("No builder has run yet.")
+    else:
+        out += ["| builder | version | jobs ok | jobs failed | hours | devices | from | to |",
+                "|---|---|---|---|---|---|---|---|"]
+        for b, v, ok, failed, hours, devices, d0, d1 in runs:
+            out.append(f"| {b} | {v} | {ok} | {failed} | {_fmt(hours, 2)} | {devices} | "
+                       f"{d0} | {d1} |")
+    groups = store.fetchall("""
+        SELECT e.task, e.space, e.method, count(DISTINCT e.arch_id), count(*),
+               count(DISTINCT e.seed), max(e.epochs), avg(r.seconds) / 60
+        FROM evaluations e LEFT JOIN runs r USING (run_id)
+        GROUP BY ALL ORDER BY ALL""")
+    out += ["", "### Results", ""]
+    if not groups:
+        out.append("No evaluation rows yet.")
+        return "\n".join(out) + "\n"
+    out += ["| task | space | method | architectures | rows | seeds | epochs | "
+            "minutes per job |", "|---|---|---|---|---|---|---|---|"]
+    for task, space, method, n_arch, n, seeds, epochs, minutes in groups:
+        out.append(f"| {task} | {space} | {method} | {n_arch} | {n} | {seeds} | {epochs} | "
+                   f"{_fmt(minutes, 1)} |")
+    for (task,) in store.fetchall("SELECT DISTINCT task FROM evaluations ORDER BY 1"):
+        res = store.query(task=task, limit=0)
+        m = res.metric
+        rows = [dict(zip(res.columns, r)) for r in res.rows()]
+        if not rows:
+            continue
+        best = max(rows, key=lambda r: (r[f"val_{m}"] or -1.0))
+        ref = [r for r in rows if r["space"] == "dynunet"]
+        stds = [r[f"val_{m}_std"] for r in rows if r[f"val_{m}_std"] is not None]
+        out += ["", f"**{task}** (metric: {m}; selection by mean validation {m} over seeds):",
+                "",
+                f"- best architecture: `{best['space']}` `{best['arch_id']}` "
+                f"({best['method']}, {best['n_seeds']} seeds): val {_fmt(best[f'val_{m}'])}, "
+                f"test {_fmt(best[f'test_{m}'])} ± {_fmt(best[f'test_{m}_std'])}"]
+        if ref:
+            r = ref[0]
+            out.append(f"- DynUNet nnU-Net-style reference ({r['n_seeds']} seeds): val "
+                       f"{_fmt(r[f'val_{m}'])}, test {_fmt(r[f'test_{m}'])} ± "
+                       f"{_fmt(r[f'test_{m}_std'])}")
+        else:
+            out.append("- DynUNet reference: not trained yet")
+        if stds:
+            out.append(f"- seed-to-seed standard deviation of val {m}: mean "
+                       f"{_fmt(sum(stds) / len(stds))}, max {_fmt(max(stds))} over "
+                       f"{len(stds)} architectures with 2+ seeds")
+        lat = [r for r in rows if r["latency_ms"] is not None]
+        if lat and res.device:
+            fast = min(lat, key=lambda r: r["latency_ms"])
+            out.append(f"- latency on {res.device} ({res.runtime}, {res.threads} thread(s), "
+                       f"batch {res.batch}): {len(lat)} architectures with results measured, "
+                       f"fastest {_fmt(fast['latency_ms'], 2)} ms (`{fast['arch_id']}`)")
+    return "\n".join(out) + "\n"
+
+
+def splice(document: str, section: str) -> str:
+    """``document`` with the text between the markers replaced by ``section``."""
+    if START not in document or END not in document:
+        raise MedbenchError("DATASHEET.md has no generated-section markers")
+    head, rest = document.split(START, 1)
+    _, tail = rest.split(END, 1)
+    return f"{head}{START}\n{section}{END}{tail}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m medbench.datasheet",
+                                 description=__doc__.split("\n\n")[0])
+    ap.add_argument("--tables", default=None)
+    ap.add_argument("--write", default=None, help="splice into this DATASHEET.md")
+    args = ap.parse_args(argv)
+    import medbench
+
+    try:
+        with medbench.open(args.tables) as store:
+            section = generate(store)
+        if args.write:
+            path = Path(args.write)
+            path.write_text(splice(path.read_text(), section))
+        else:
+            print(section, end="")
+    except MedbenchError as e:
+        print(f"medbench.datasheet: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
