@@ -242,3 +242,27 @@ def test_asha_promotes_the_top_third_and_resumes():
     low = set(traj.arch[traj.epochs == 1].tolist())
     assert set(traj.arch[traj.epochs == 3].tolist()) <= low
     assert traj.incumbent[-1] == t.n_archs - 1
+
+
+@pytest.mark.parametrize("seed_mode", ["random", "mean"])
+@pytest.mark.parametrize("workers", [1, 3, 8])
+def test_fast_path_gives_the_event_loops_trajectory(seed_mode, workers):
+    """Random search runs on the vectorized path; the generic loop must agree exactly."""
+    from medbench.simulate.searchers import RandomSearch
+
+    class Generic(RandomSearch):
+        stateless = False  # forces the event loop over the same stream of asks
+
+    t = toy(n=40, seeds=3, epochs=4)
+    t.val[5, 1, :] = np.nan  # a missing seed stays missing in both
+    runs = []
+    for cls in (RandomSearch, Generic):
+        s = cls(n_archs=t.n_archs, max_epochs=t.max_epochs, rng=np.random.default_rng(11))
+        runs.append(simulate(t, s, workers=workers, budget_seconds=5_000,
+                             rng=np.random.default_rng(12), seed_mode=seed_mode))
+    fast, slow = runs
+    assert len(fast) == len(slow) > 100
+    for field in ("time", "worker", "arch", "epochs", "incumbent"):
+        assert getattr(fast, field).tolist() == getattr(slow, field).tolist(), field
+    for field in ("val", "incumbent_val", "incumbent_test"):
+        np.testing.assert_array_equal(getattr(fast, field), getattr(slow, field))

@@ -19,13 +19,29 @@ __all__ = ["RandomSearch", "RegularizedEvolution", "ASHA", "SEARCHERS", "make_se
 
 
 class RandomSearch:
-    """Uniformly random architectures at full fidelity."""
+    """Uniformly random architectures at full fidelity.
+
+    Stateless (results do not change what it asks), so the simulator may draw its
+    suggestions in blocks with :meth:`ask_batch`; ``ask`` reads the same stream.
+    """
+
+    stateless = True
+    _BLOCK = 4096
 
     def __init__(self, n_archs: int, max_epochs: int, rng: np.random.Generator, **_: object):
         self.n_archs, self.max_epochs, self.rng = n_archs, max_epochs, rng
+        self._buffer = np.empty(0, dtype=np.int64)
+
+    def ask_batch(self, n: int) -> np.ndarray:
+        """The architectures of the next ``n`` suggestions (all at ``max_epochs``)."""
+        while len(self._buffer) < n:
+            self._buffer = np.concatenate(
+                [self._buffer, self.rng.integers(self.n_archs, size=self._BLOCK)])
+        out, self._buffer = self._buffer[:n], self._buffer[n:]
+        return out
 
     def ask(self) -> Suggestion:
-        return Suggestion(int(self.rng.integers(self.n_archs)), self.max_epochs)
+        return Suggestion(int(self.ask_batch(1)[0]), self.max_epochs)
 
     def tell(self, suggestion: Suggestion, value: float) -> None:
         pass

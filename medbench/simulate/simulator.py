@@ -101,6 +101,10 @@ def simulate(table: Tabular, searcher: Searcher, *, workers: int, budget_seconds
     mean_elapsed = np.nanmean(table.elapsed, axis=1) if seed_mode == "mean" else None
     test_mean = _nanmean_rows(table.test)
     n_seeds = table.val.shape[1]
+    seeds = _Stream(rng, n_seeds)
+    if getattr(searcher, "stateless", False):
+        return _simulate_stateless(table, searcher, workers, budget_seconds, seeds,
+                                   mean_val, mean_elapsed, test_mean, max_evaluations)
     heap: list[tuple[float, int, int, Suggestion, float]] = []
     counter = 0
 
@@ -114,7 +118,7 @@ def simulate(table: Tabular, searcher: Searcher, *, workers: int, budget_seconds
         if mean_val is not None:
             value, elapsed = mean_val[s.arch, s.epochs - 1], mean_elapsed[s.arch]
         else:
-            seed = int(rng.integers(n_seeds))
+            seed = seeds.next()
             value, elapsed = table.val[s.arch, seed, s.epochs - 1], table.elapsed[s.arch, seed]
         cost = elapsed[s.epochs - 1] - (elapsed[s.resume_from - 1] if s.resume_from else 0.0)
         cost = 0.0 if np.isnan(cost) else float(cost)
@@ -139,6 +143,82 @@ def simulate(table: Tabular, searcher: Searcher, *, workers: int, budget_seconds
     cols = list(zip(*rows)) if rows else [[] for _ in range(8)]
     dtypes = (float, int, int, int, float, int, float, float)
     return Trajectory(*(np.asarray(c, dtype=d) for c, d in zip(cols, dtypes)))
+
+
+class _Stream:
+    """Seeds for evaluations, drawn in blocks; both simulation paths read the same stream."""
+
+    def __init__(self, rng: np.random.Generator, n: int, block: int = 4096):
+        self.rng, self.n, self.block = rng, n, block
+        self.buffer = np.empty(0, dtype=np.int64)
+
+    def take(self, k: int) -> np.ndarray:
+        while len(self.buffer) < k:
+            self.buffer = np.concatenate([self.buffer,
+                                          self.rng.integers(self.n, size=self.block)])
+        out, self.buffer = self.buffer[:k], self.buffer[k:]
+        return out
+
+    def next(self) -> int:
+        return int(self.take(1)[0])
+
+
+def _simulate_stateless(table, searcher, workers, budget, seeds, mean_val, mean_elapsed,
+                        test_mean, max_evaluations) -> Trajectory:
+    """The same schedule as the event loop, for searchers whose asks ignore results:
+    suggestions, values and costs are looked up in blocks with numpy, and only the
+    (finish time, job, worker) heap runs in Python."""
+    epochs = searcher.max_epochs
+    limit = max_evaluations if max_evaluations is not None else np.iinfo(np.int64).max
+    archs, values, costs = [], [], []
+    n = 0
+
+    def more(k: int) -> None:
+        nonlocal n
+        a = searcher.ask_batch(k)
+        if mean_val is not None:
+            v, c = mean_val[a, epochs - 1], mean_elapsed[a, epochs - 1]
+        else:
+            s = seeds.take(k)
+            v, c = table.val[a, s, epochs - 1], table.elapsed[a, s, epochs - 1]
+        archs.append(a)
+        values.append(v)
+        costs.extend(np.nan_to_num(c, nan=0.0).tolist())
+        n += k
+
+    more(max(workers, 1024))
+    heap = [(costs[j], j, j) for j in range(workers)]
+    heapq.heapify(heap)
+    done_job, done_time, done_worker = [], [], []
+    nxt = workers
+    pop, push = heapq.heappop, heapq.heappush
+    while heap and len(done_job) < limit:
+        finish, job, worker = pop(heap)
+        if finish > budget:
+            break
+        done_job.append(job)
+        done_time.append(finish)
+        done_worker.append(worker)
+        if nxt >= n:
+            more(max(1024, n))
+        push(heap, (finish + costs[nxt], nxt, worker))
+        nxt += 1
+    jobs = np.asarray(done_job, dtype=np.int64)
+    arch = np.concatenate(archs)[jobs]
+    val = np.concatenate(values)[jobs].astype(float)
+    key = np.where(np.isnan(val), -np.inf, val)
+    best = np.maximum.accumulate(key) if len(key) else key
+    # the incumbent changes where a strictly better value arrives (first one kept on ties)
+    improved = np.concatenate([[True], best[1:] > best[:-1]]) if len(key) else key.astype(bool)
+    improved &= np.isfinite(key)
+    idx = np.maximum.accumulate(np.where(improved, np.arange(len(key)), -1)) if len(key) \
+        else np.zeros(0, dtype=np.int64)
+    incumbent = np.where(idx >= 0, arch[np.maximum(idx, 0)], -1)
+    inc_val = np.where(idx >= 0, best, -np.inf)
+    inc_test = np.where(idx >= 0, test_mean[np.maximum(incumbent, 0)], np.nan)
+    return Trajectory(np.asarray(done_time, dtype=float), np.asarray(done_worker, dtype=int),
+                      arch.astype(int), np.full(len(jobs), epochs, dtype=int), val,
+                      incumbent.astype(int), inc_val, inc_test)
 
 
 def _nanmean_rows(a: np.ndarray) -> np.ndarray:
