@@ -266,3 +266,46 @@ def test_fast_path_gives_the_event_loops_trajectory(seed_mode, workers):
         assert getattr(fast, field).tolist() == getattr(slow, field).tolist(), field
     for field in ("val", "incumbent_val", "incumbent_test"):
         np.testing.assert_array_equal(getattr(fast, field), getattr(slow, field))
+
+
+def test_idle_workers_wait_for_the_generation():
+    class Generational:
+        """Hands out two suggestions per generation; asks for more only when both are in."""
+
+        def __init__(self):
+            self.out, self.pending, self.gen = [], 0, 0
+
+        def ask(self):
+            if not self.out:
+                if self.pending:
+                    return None
+                self.out, self.pending = [Suggestion(self.gen % 2, 1)] * 2, 2
+                self.gen += 1
+            return self.out.pop()
+
+        def tell(self, s, v):
+            self.pending -= 1
+
+    t = table(val=[[[0.5]], [[0.7]]], elapsed=[[[1]], [[1]]])
+    traj = simulate(t, Generational(), workers=3, budget_seconds=3,
+                    rng=np.random.default_rng(0))
+    # never more than a generation (2) at once; a worker left idle is woken by the result
+    # that completes a generation (worker 2 takes the second suggestion of generation 2)
+    assert traj.time.tolist() == [1, 1, 2, 2, 3, 3]
+    assert traj.worker.tolist()[:4] == [0, 1, 1, 2]
+
+
+def test_nsga2_finds_the_metric_latency_front():
+    from medbench.simulate.searchers import NSGA2Search
+
+    t = toy(n=40)
+    t.latency_ms = np.linspace(1, 40, 40)[::-1].copy()  # the best are also the fastest...
+    t.latency_ms[[10, 20]] = np.nan  # ...and unmeasured architectures are never chosen
+    s = NSGA2Search(n_archs=40, max_epochs=t.max_epochs, rng=np.random.default_rng(0),
+                    configs=t.configs, latency_ms=t.latency_ms, pop_size=8)
+    traj = simulate(t, s, workers=4, budget_seconds=40 * 200, rng=np.random.default_rng(1))
+    assert len(traj) >= 150
+    assert not {10, 20} & set(traj.arch.tolist())
+    assert traj.incumbent[-1] == 39
+    with pytest.raises(BadValueError, match="latency"):
+        NSGA2Search(n_archs=3, max_epochs=1, rng=np.random.default_rng(0))

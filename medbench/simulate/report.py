@@ -45,8 +45,11 @@ def compare(table: Tabular, algorithms: list[str], *, workers: int, budget_secon
     """
     if repeats < 1:
         raise BadValueError(f"repeats must be at least 1, got {repeats}")
+    from medbench.simulate.searchers import SEARCHERS
+
     for name in algorithms:  # fail before running anything
-        make_searcher(name, n_archs=1, max_epochs=1, rng=np.random.default_rng(0))
+        if name not in SEARCHERS:
+            make_searcher(name, n_archs=1, max_epochs=1, rng=np.random.default_rng(0))
     cols: dict[str, list] = {k: [] for k in ("algorithm", "repeat", "time", "worker", "arch_id",
                                              "epochs", "val", "incumbent_arch_id",
                                              "incumbent_val", "incumbent_test")}
@@ -55,7 +58,7 @@ def compare(table: Tabular, algorithms: list[str], *, workers: int, budget_secon
         for r in range(repeats):
             searcher = make_searcher(name, n_archs=table.n_archs, max_epochs=table.max_epochs,
                                      rng=np.random.default_rng([seed, a, r, 0]),
-                                     configs=table.configs)
+                                     configs=table.configs, latency_ms=table.latency_ms)
             traj = simulate(table, searcher, workers=workers, budget_seconds=budget_seconds,
                             rng=np.random.default_rng([seed, a, r, 1]), seed_mode=seed_mode)
             n = len(traj)

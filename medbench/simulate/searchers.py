@@ -14,7 +14,7 @@ import numpy as np
 from medbench.errors import UnknownNameError
 from medbench.simulate.simulator import Suggestion
 
-__all__ = ["RandomSearch", "RegularizedEvolution", "ASHA", "SEARCHERS", "make_searcher",
+__all__ = ["RandomSearch", "RegularizedEvolution", "ASHA", "NSGA2Search", "SEARCHERS", "make_searcher",
            "config_features"]
 
 
@@ -140,14 +140,89 @@ class ASHA:
         self.results[k][suggestion.arch] = value
 
 
-SEARCHERS = {"rs": RandomSearch, "re": RegularizedEvolution, "asha": ASHA}
+class NSGA2Search:
+    """NSGA-II (pymoo) on two objectives: validation metric (max) and latency (min).
+
+    Individuals are vectors of architecture choices (:func:`config_features`, each column
+    recoded to 0..k-1); an offspring is evaluated as the architecture with results nearest
+    to it in Hamming distance, whose choices replace the offspring's. A generation is handed
+    out whole; workers that find none left wait for its last result.
+
+    Args:
+        latency_ms: latency per architecture; architectures without one cannot be chosen.
+        pop_size: population size.
+    """
+
+    def __init__(self, n_archs: int, max_epochs: int, rng: np.random.Generator,
+                 configs: list[dict] | None = None, latency_ms: np.ndarray | None = None,
+                 pop_size: int = 20, **_: object):
+        from pymoo.algorithms.moo.nsga2 import NSGA2
+        from pymoo.core.problem import Problem
+        from pymoo.operators.crossover.sbx import SBX
+        from pymoo.operators.mutation.pm import PM
+        from pymoo.operators.repair.rounding import RoundingRepair
+        from pymoo.operators.sampling.rnd import IntegerRandomSampling
+
+        from medbench.errors import BadValueError
+
+        lat = np.full(n_archs, np.nan) if latency_ms is None else np.asarray(latency_ms, float)
+        self.valid = np.flatnonzero(~np.isnan(lat))
+        if not len(self.valid):
+            raise BadValueError("nsga2 needs latency measurements for the task's architectures")
+        raw = config_features(configs) if configs else np.arange(n_archs)[:, None]
+        self.X = np.stack([np.unique(col, return_inverse=True)[1] for col in raw.T], axis=1)
+        self.latency, self.max_epochs = lat, max_epochs
+        self.problem = Problem(n_var=self.X.shape[1], n_obj=2, xl=0,
+                               xu=np.maximum(self.X.max(axis=0), 1), vtype=int)
+        self.algorithm = NSGA2(pop_size=pop_size, sampling=IntegerRandomSampling(),
+                               crossover=SBX(prob=0.9, eta=15, repair=RoundingRepair()),
+                               mutation=PM(eta=20, repair=RoundingRepair()),
+                               eliminate_duplicates=True)
+        self.algorithm.setup(self.problem, termination=("n_gen", 10**9),
+                             seed=int(rng.integers(2**31)), verbose=False)
+        self.queue: list[tuple[int, int]] = []
+        self.waiting: dict[int, list[int]] = {}
+        self.pending = 0
+
+    def _nearest(self, x: np.ndarray) -> int:
+        dist = np.sum(self.X[self.valid] != x, axis=1)
+        return int(self.valid[int(dist.argmin())])
+
+    def ask(self) -> Suggestion | None:
+        if not self.queue:
+            if self.pending:
+                return None
+            self.pop = self.algorithm.ask()
+            archs = [self._nearest(x) for x in self.pop.get("X")]
+            self.pop.set("X", self.X[archs])
+            self.F = np.zeros((len(archs), 2))
+            self.queue, self.pending = list(enumerate(archs)), len(archs)
+        i, arch = self.queue.pop(0)
+        self.waiting.setdefault(arch, []).append(i)
+        return Suggestion(arch, self.max_epochs)
+
+    def tell(self, suggestion: Suggestion, value: float) -> None:
+        from pymoo.core.evaluator import Evaluator
+        from pymoo.problems.static import StaticProblem
+
+        i = self.waiting[suggestion.arch].pop(0)
+        self.F[i] = (0.0 if np.isnan(value) else -value, self.latency[suggestion.arch])
+        self.pending -= 1
+        if self.pending == 0:
+            Evaluator().eval(StaticProblem(self.problem, F=self.F), self.pop)
+            self.algorithm.tell(infills=self.pop)
+
+
+SEARCHERS = {"rs": RandomSearch, "re": RegularizedEvolution, "asha": ASHA,
+             "nsga2": NSGA2Search}
 
 
 def make_searcher(name: str, *, n_archs: int, max_epochs: int, rng: np.random.Generator,
-                  configs: list[dict] | None = None):
+                  configs: list[dict] | None = None, latency_ms: np.ndarray | None = None):
     """A searcher by short name; an unknown name lists the known ones."""
     try:
         cls = SEARCHERS[name]
     except KeyError:
         raise UnknownNameError("algorithm", name, sorted(SEARCHERS)) from None
-    return cls(n_archs=n_archs, max_epochs=max_epochs, rng=rng, configs=configs)
+    return cls(n_archs=n_archs, max_epochs=max_epochs, rng=rng, configs=configs,
+               latency_ms=latency_ms)

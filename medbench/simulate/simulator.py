@@ -42,8 +42,9 @@ class Suggestion:
 class Searcher(Protocol):
     """What the simulator needs of a searcher."""
 
-    def ask(self) -> Suggestion:
-        """The next architecture and fidelity to evaluate."""
+    def ask(self) -> Suggestion | None:
+        """The next architecture and fidelity to evaluate, or None to leave the worker idle
+        until the next result arrives (a generational algorithm waiting for its generation)."""
 
     def tell(self, suggestion: Suggestion, value: float) -> None:
         """The validation metric of a finished evaluation (NaN if the table lacks it)."""
@@ -108,9 +109,14 @@ def simulate(table: Tabular, searcher: Searcher, *, workers: int, budget_seconds
     heap: list[tuple[float, int, int, Suggestion, float]] = []
     counter = 0
 
+    idle: list[int] = []
+
     def start(worker: int, now: float) -> None:
         nonlocal counter
         s = searcher.ask()
+        if s is None:
+            idle.append(worker)
+            return
         if not (0 <= s.arch < table.n_archs and 1 <= s.epochs <= table.max_epochs
                 and 0 <= s.resume_from < s.epochs):
             raise BadValueError(f"suggestion {s} is outside the table "
@@ -140,6 +146,9 @@ def simulate(table: Tabular, searcher: Searcher, *, workers: int, budget_seconds
         rows.append((finish, worker, s.arch, s.epochs, value, best_arch, best_val,
                      test_mean[best_arch] if best_arch >= 0 else np.nan))
         start(worker, finish)
+        waiting, idle[:] = idle[:], []
+        for w in waiting:  # a result may have unblocked workers left idle
+            start(w, finish)
     cols = list(zip(*rows)) if rows else [[] for _ in range(8)]
     dtypes = (float, int, int, int, float, int, float, float)
     return Trajectory(*(np.asarray(c, dtype=d) for c, d in zip(cols, dtypes)))
