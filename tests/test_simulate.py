@@ -181,7 +181,9 @@ def test_simulate_command_writes_the_report(cli, release, tmp_path):
             "--workers", "2", "--budget", "3h", "--repeats", "4", "--out", str(out))
     assert r.code == 0, r.err
     assert {p.name for p in out.iterdir()} == {"trajectories.parquet", "regret.png",
-                                               "regret.svg", "summary.md"}
+                                               "regret.svg", "summary.md", "hypervolume.png",
+                                               "hypervolume.svg", "pareto.png", "pareto.svg"}
+    assert "final hypervolume" in r.out
     import pyarrow.parquet as pq
 
     traj = pq.read_table(out / "trajectories.parquet").to_pydict()
@@ -309,3 +311,23 @@ def test_nsga2_finds_the_metric_latency_front():
     assert traj.incumbent[-1] == 39
     with pytest.raises(BadValueError, match="latency"):
         NSGA2Search(n_archs=3, max_epochs=1, rng=np.random.default_rng(0))
+
+
+def test_hypervolume_grows_to_the_true_fronts():
+    from pymoo.indicators.hv import HV
+
+    from medbench.simulate.report import compare, hypervolume_curves
+
+    t = toy(n=40)
+    t.latency_ms = np.linspace(1, 40, 40)
+    runs = compare(t, ["rs"], workers=4, budget_seconds=40 * 2000, repeats=2)
+    hv = hypervolume_curves(t, runs, np.array([1.0, 40 * 2000]))["rs"]
+    assert (hv[:, 0] == 0).all()
+    val = np.nanmean(t.val[:, :, -1], axis=1)
+    # with every architecture seen, the hypervolume is that of all (seed-)results' front
+    assert (hv[:, 1] > 0).all()
+    upper = HV(ref_point=np.array([0.0, 44.0]))(np.c_[-np.nanmax(t.val[:, :, -1], 1),
+                                                      t.latency_ms])
+    assert (hv[:, 1] <= upper + 1e-9).all()
+    assert hv[:, 1] == pytest.approx(HV(ref_point=np.array([0.0, 44.0]))(
+        np.c_[-val, t.latency_ms]), rel=0.05)

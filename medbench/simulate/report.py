@@ -51,8 +51,9 @@ def compare(table: Tabular, algorithms: list[str], *, workers: int, budget_secon
         if name not in SEARCHERS:
             make_searcher(name, n_archs=1, max_epochs=1, rng=np.random.default_rng(0))
     cols: dict[str, list] = {k: [] for k in ("algorithm", "repeat", "time", "worker", "arch_id",
-                                             "epochs", "val", "incumbent_arch_id",
-                                             "incumbent_val", "incumbent_test")}
+                                             "epochs", "val", "latency_ms",
+                                             "incumbent_arch_id", "incumbent_val",
+                                             "incumbent_test")}
     ids = np.array(table.arch_ids, dtype=object)
     for a, name in enumerate(algorithms):
         for r in range(repeats):
@@ -69,6 +70,7 @@ def compare(table: Tabular, algorithms: list[str], *, workers: int, budget_secon
             cols["arch_id"] += ids[traj.arch].tolist()
             cols["epochs"] += traj.epochs.tolist()
             cols["val"] += traj.val.tolist()
+            cols["latency_ms"] += table.latency_ms[traj.arch].tolist()
             cols["incumbent_arch_id"] += ids[traj.incumbent].tolist()
             cols["incumbent_val"] += traj.incumbent_val.tolist()
             cols["incumbent_test"] += traj.incumbent_test.tolist()
@@ -91,6 +93,36 @@ def regret_curves(table: Tabular, runs: dict[str, np.ndarray], grid: np.ndarray
             pos = np.searchsorted(t, grid, side="right") - 1
             ok = pos >= 0
             curves[i, ok] = best - inc[pos[ok]]
+        out[name] = curves
+    return out
+
+
+def hypervolume_curves(table: Tabular, runs: dict[str, np.ndarray], grid: np.ndarray
+                       ) -> dict[str, np.ndarray]:
+    """Hypervolume over time of the (validation metric, latency) points evaluated so far.
+
+    Objectives are minimised as (-val, latency_ms), with reference point (0, 1.1 x the
+    table's largest latency); only full-fidelity evaluations with a value and a latency
+    count (a result after fewer epochs is not the architecture's result). Returns
+    an array (repeats, len(grid)) per algorithm.
+    """
+    from pymoo.indicators.hv import HV
+
+    ref = np.array([0.0, 1.1 * np.nanmax(table.latency_ms)])
+    hv = HV(ref_point=ref)
+    out = {}
+    for name in dict.fromkeys(runs["algorithm"].tolist()):
+        mask = runs["algorithm"] == name
+        reps = sorted(set(runs["repeat"][mask].tolist()))
+        curves = np.zeros((len(reps), len(grid)))
+        for i, r in enumerate(reps):
+            m = mask & (runs["repeat"] == r)
+            t, v, lat = runs["time"][m], runs["val"][m], runs["latency_ms"][m]
+            ok = ~np.isnan(v) & ~np.isnan(lat) & (runs["epochs"][m] == table.max_epochs)
+            t, points = t[ok], np.c_[-v[ok], lat[ok]]
+            for j, g in enumerate(grid):
+                n = np.searchsorted(t, g, side="right")
+                curves[i, j] = hv(points[:n]) if n else 0.0
         out[name] = curves
     return out
 
@@ -144,6 +176,8 @@ def write_report(table: Tabular, runs: dict[str, np.ndarray], out: str | Path, *
         fig.savefig(out / f"regret.{ext}", dpi=120)
     plt.close(fig)
 
+    if np.isfinite(table.latency_ms).any():
+        _multi_objective_plots(table, runs, out, grid, workers)
     names = list(curves)
     finals = np.array([_final(curves[n]) for n in names])  # (algorithms, repeats)
     lines = [f"# Search comparison: {table.space} on {table.task}", "",
@@ -160,7 +194,9 @@ def write_report(table: Tabular, runs: dict[str, np.ndarray], out: str | Path, *
         lines.append(f"| {name} | {np.nanmean(finals[i]):.4f} | {np.nanstd(finals[i]):.4f} | "
                      f"{ranks[i].mean():.2f} | {evals:.1f} |")
     lines.append("")
-    if len(names) >= 3 and finals.shape[1] >= 2:
+    if len(names) >= 3 and finals.shape[1] >= 2 and np.allclose(finals, finals[0]):
+        lines.append("Friedman test: every algorithm reached the same final regret.")
+    elif len(names) >= 3 and finals.shape[1] >= 2:
         f = stats.friedmanchisquare(*np.nan_to_num(finals, nan=1.0))
         lines.append(f"Friedman test over final regrets: statistic {f.statistic:.3f}, "
                      f"p = {f.pvalue:.3g}.")
@@ -173,7 +209,65 @@ def write_report(table: Tabular, runs: dict[str, np.ndarray], out: str | Path, *
             w = stats.wilcoxon(finals[i], finals[j], nan_policy="omit")
             lines.append(f"Wilcoxon signed-rank {names[i]} vs {names[j]}: statistic "
                          f"{w.statistic:.1f}, p = {w.pvalue:.3g}.")
-    lines += ["", "Files: `trajectories.parquet` (every evaluation), `regret.png`, "
-              "`regret.svg`."]
+    files = "`trajectories.parquet` (every evaluation), `regret.png`, `regret.svg`"
+    if np.isfinite(table.latency_ms).any():
+        hv_grid = np.geomspace(grid[0], grid[-1], 50)
+        hv = hypervolume_curves(table, runs, hv_grid)
+        lines += ["", "| algorithm | final hypervolume (val metric, latency) mean | std |",
+                  "|---|---|---|"]
+        for name, c in hv.items():
+            lines.append(f"| {name} | {c[:, -1].mean():.4f} | {c[:, -1].std():.4f} |")
+        files += ", `hypervolume.png`/`.svg`, `pareto.png`/`.svg`"
+    lines += ["", f"Files: {files}."]
     (out / "summary.md").write_text("\n".join(lines) + "\n")
     return out
+
+
+def _multi_objective_plots(table: Tabular, runs, out: Path, grid: np.ndarray,
+                           workers: int) -> None:
+    import matplotlib.pyplot as plt
+    from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
+
+    hv_grid = np.geomspace(grid[0], grid[-1], 50)
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for name, c in hypervolume_curves(table, runs, hv_grid).items():
+        mean, sem = _mean_sem(c)
+        ax.plot(hv_grid / 3600, mean, label=name)
+        ax.fill_between(hv_grid / 3600, mean - 1.96 * sem, mean + 1.96 * sem, alpha=0.2)
+    ax.set_xscale("log")
+    ax.set_xlabel("simulated wall-clock time (hours)")
+    ax.set_ylabel(f"hypervolume (val {table.metric}, latency)")
+    ax.set_title(f"{table.space} on {table.task}, {workers} workers")
+    ax.legend()
+    fig.tight_layout()
+    for ext in ("png", "svg"):
+        fig.savefig(out / f"hypervolume.{ext}", dpi=120)
+    plt.close(fig)
+
+    def front(v, lat):
+        ok = ~np.isnan(v) & ~np.isnan(lat)
+        f = np.c_[-v[ok], lat[ok]]
+        if not len(f):
+            return f
+        f = f[NonDominatedSorting().do(f, only_non_dominated_front=True)]
+        return f[np.argsort(f[:, 1])]
+
+    val_mean = np.nanmean(table.val[:, :, -1], axis=1)
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    ax.scatter(table.latency_ms, val_mean, s=8, c="lightgrey", label="all architectures (seed means)")
+    f = front(val_mean, table.latency_ms)
+    ax.step(f[:, 1], -f[:, 0], where="post", c="black", label="front of seed means")
+    for name in dict.fromkeys(runs["algorithm"].tolist()):
+        m = (runs["algorithm"] == name) & (runs["repeat"] == 0) & \
+            (runs["epochs"] == table.max_epochs)
+        f = front(runs["val"][m], runs["latency_ms"][m])
+        if len(f):
+            ax.step(f[:, 1], -f[:, 0], where="post", label=f"{name} (repeat 0)")
+    ax.set_xscale("log")
+    ax.set_xlabel("latency (ms)")
+    ax.set_ylabel(f"val {table.metric}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    for ext in ("png", "svg"):
+        fig.savefig(out / f"pareto.{ext}", dpi=120)
+    plt.close(fig)

@@ -146,7 +146,9 @@ class NSGA2Search:
     Individuals are vectors of architecture choices (:func:`config_features`, each column
     recoded to 0..k-1); an offspring is evaluated as the architecture with results nearest
     to it in Hamming distance, whose choices replace the offspring's. A generation is handed
-    out whole; workers that find none left wait for its last result.
+    out whole; workers that find none left wait for its last result. When pymoo can make no
+    new offspring (a table too small for the population), random architectures with a
+    latency are evaluated instead.
 
     Args:
         latency_ms: latency per architecture; architectures without one cannot be chosen.
@@ -171,7 +173,7 @@ class NSGA2Search:
             raise BadValueError("nsga2 needs latency measurements for the task's architectures")
         raw = config_features(configs) if configs else np.arange(n_archs)[:, None]
         self.X = np.stack([np.unique(col, return_inverse=True)[1] for col in raw.T], axis=1)
-        self.latency, self.max_epochs = lat, max_epochs
+        self.latency, self.max_epochs, self.rng = lat, max_epochs, rng
         self.problem = Problem(n_var=self.X.shape[1], n_obj=2, xl=0,
                                xu=np.maximum(self.X.max(axis=0), 1), vtype=int)
         self.algorithm = NSGA2(pop_size=pop_size, sampling=IntegerRandomSampling(),
@@ -193,6 +195,11 @@ class NSGA2Search:
             if self.pending:
                 return None
             self.pop = self.algorithm.ask()
+            if self.pop is None or not len(self.pop):
+                # pymoo found no new offspring (a small table is exhausted): evaluate random
+                # architectures with a latency instead, outside the algorithm's bookkeeping
+                self.pop = None
+                return Suggestion(int(self.rng.choice(self.valid)), self.max_epochs)
             archs = [self._nearest(x) for x in self.pop.get("X")]
             self.pop.set("X", self.X[archs])
             self.F = np.zeros((len(archs), 2))
@@ -205,6 +212,8 @@ class NSGA2Search:
         from pymoo.core.evaluator import Evaluator
         from pymoo.problems.static import StaticProblem
 
+        if not self.waiting.get(suggestion.arch):
+            return  # a random fallback evaluation, not part of a generation
         i = self.waiting[suggestion.arch].pop(0)
         self.F[i] = (0.0 if np.isnan(value) else -value, self.latency[suggestion.arch])
         self.pending -= 1
