@@ -269,6 +269,121 @@ def measure_chunk(archs: list[tuple[str, str]], shape: list[int], runtimes: list
     return results, meta, control
 
 
+def measure_blocks(keys: list[str], shape: list[int], threads: list[int], repeats: int,
+                   warmup: int = 3, out_channels: int = 3) -> list[dict]:
+    """Median ONNX Runtime latency of each ``unet3d`` block alone, per thread count."""
+    import io
+
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    from medbench.spaces._unet3d_torch import block_module
+
+    rows = []
+    for key in keys:
+        module, shapes = block_module(key, tuple(shape[1:]), out_channels)
+        module.eval()
+        inputs = tuple(torch.zeros(sh) for sh in shapes)
+        names = [f"x{i}" for i in range(len(inputs))]
+        buf = io.BytesIO()
+        torch.onnx.export(module, inputs, buf, dynamo=False, opset_version=17,
+                          input_names=names, output_names=["y"])
+        feed = {n: np.zeros(sh, np.float32) for n, sh in zip(names, shapes)}
+        for t in threads:
+            so = ort.SessionOptions()
+            so.intra_op_num_threads, so.inter_op_num_threads = t, 1
+            sess = ort.InferenceSession(buf.getvalue(), so, providers=["CPUExecutionProvider"])
+            for _ in range(warmup):
+                sess.run(None, feed)
+            times = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                sess.run(None, feed)
+                times.append((time.perf_counter() - t0) * 1e3)
+            rows.append({"block": key, "threads": t, "latency_ms": statistics.median(times),
+                         "n_repeats": repeats})
+    return rows
+
+
+def fit_lut(tables: str, task: str, run_id: str) -> tuple[dict[str, list[dict]], list[dict]]:
+    """Fit the per-network overhead of every latency table in ``tables`` on the networks
+    measured with the same device, runtime and threads; predict (``latency_method = 'lut'``)
+    the architectures with results that were not measured.
+
+    Returns:
+        (rows per table, one accuracy summary per setting: n, MAPE, Kendall tau).
+    """
+    import statistics as st
+
+    from scipy.stats import kendalltau
+
+    import medbench
+    from medbench.latency import predict
+    from medbench.spaces import unet3d
+
+    lut_rows, hw_rows, summary = [], [], []
+    with medbench.open(tables) as store:
+        lut_view, hw_view = store.view("latency_lut", task), store.view("hardware", task)
+        settings = store.fetchall(f'SELECT DISTINCT space, device, runtime, threads FROM '
+                                  f'"{lut_view}" WHERE task = ? AND space = ? ORDER BY ALL',
+                                  [task, "unet3d"])
+        with_results = {a for (a,) in store.fetchall(
+            f'SELECT DISTINCT arch_id FROM "{store.view("evaluations", task)}" WHERE task = ? '
+            "AND space = 'unet3d'", [task])}
+        for space, device, runtime, threads in settings:
+            lut = dict(store.fetchall(
+                f'SELECT block, latency_ms FROM "{lut_view}" WHERE task = ? AND space = ? AND '
+                "device = ? AND runtime = ? AND threads = ? AND block <> 'overhead'",
+                [task, space, device, runtime, threads]))
+            measured = dict(store.fetchall(
+                f'SELECT arch_id, latency_ms FROM "{hw_view}" WHERE task = ? AND space = ? AND '
+                "device = ? AND runtime = ? AND threads = ? AND batch = 1 AND "
+                "latency_method = 'measured'", [task, space, device, runtime, threads]))
+            sums = {}
+            for arch_id in set(measured) | with_results:
+                try:
+                    keys = unet3d.blocks(unet3d.from_id(arch_id), 1)
+                except MedbenchError:  # not an id of this space's grammar: nothing to predict
+                    continue
+                if all(k in lut for k in keys):
+                    sums[arch_id] = predict(lut, keys, overhead=False)
+            pairs = [(measured[a], sums[a]) for a in measured if a in sums]
+            fitted = store.fetchall(
+                f'SELECT 1 FROM "{lut_view}" WHERE task = ? AND space = ? AND device = ? AND '
+                "runtime = ? AND threads = ? AND block = 'overhead'",
+                [task, space, device, runtime, threads])
+            if fitted:  # fitted already: a rerun changes nothing
+                summary.append({"device": device, "runtime": runtime, "threads": threads,
+                                "already_fitted": True})
+                continue
+            if not pairs:
+                continue
+            overhead = st.median(m - p for m, p in pairs)
+            lut_rows.append({"space": space, "task": task, "device": device,
+                             "runtime": runtime, "threads": threads, "block": "overhead",
+                             "latency_ms": overhead, "n_repeats": len(pairs),
+                             "run_id": run_id})
+            pred = [p + overhead for _, p in pairs]
+            meas = [m for m, _ in pairs]
+            mape = 100 * sum(abs(p - m) / m for p, m in zip(pred, meas)) / len(meas)
+            tau = kendalltau(pred, meas).statistic if len(meas) > 1 else None
+            summary.append({"device": device, "runtime": runtime, "threads": threads,
+                            "n": len(pairs), "overhead_ms": overhead, "mape_pct": mape,
+                            "kendall_tau": tau})
+            predicted = {a for (a,) in store.fetchall(
+                f'SELECT arch_id FROM "{hw_view}" WHERE task = ? AND space = ? AND device = ? '
+                "AND runtime = ? AND threads = ? AND batch = 1",
+                [task, space, device, runtime, threads])}
+            for arch_id in sorted(with_results - predicted):
+                if arch_id in sums:
+                    hw_rows.append({"space": space, "arch_id": arch_id, "task": task,
+                                    "device": device, "runtime": runtime, "threads": threads,
+                                    "batch": 1, "latency_ms": sums[arch_id] + overhead,
+                                    "latency_method": "lut", "run_id": run_id})
+    return {"latency_lut": lut_rows, "hardware": hw_rows}, summary
+
+
 def architectures_to_measure(tables: str | None, task: str, plan_archs: int) -> list[tuple]:
     """(space, arch_id) with results for ``task`` in ``tables``, plus the unet3d plan."""
     out = set()
@@ -310,7 +425,15 @@ def main(argv: list[str] | None = None) -> int:
                     help="input size (default: the task's, 48 64 48 for MSD hippocampus)")
     ap.add_argument("--work", default="runs/hardware")
     ap.add_argument("--rapl-root", default=RAPL_ROOT, help=argparse.SUPPRESS)
+    ap.add_argument("--lut", action="store_true", help="measure the unet3d blocks alone for "
+                    "the latency lookup table (ONNX Runtime) instead of whole networks")
+    ap.add_argument("--lut-only-needed", action="store_true", help="with --lut: only the "
+                    "blocks of the architectures that would be measured")
+    ap.add_argument("--fit-lut", action="store_true", help="fit the table's overhead on the "
+                    "measured networks in --tables and predict the unmeasured ones")
     args = ap.parse_args(argv)
+    if args.fit_lut:
+        return _fit_main(args)
     try:
         task = resolve_task(args.task)
         if args.repeats < 3:
@@ -334,6 +457,31 @@ def main(argv: list[str] | None = None) -> int:
         work = WorkDir(Path(args.work) / device_row["device"] / task.replace("/", "_"))
         settings = {"runtimes": args.runtimes, "threads": args.threads, "repeats": args.repeats,
                     "shape": shape, "energy_method": method, "tdp_watts": args.tdp_watts}
+        if args.lut:
+            from medbench.spaces import unet3d
+
+            keys = sorted({k for _, a in archs if _ == "unet3d"
+                           for k in unet3d.blocks(unet3d.from_id(a), shape[0])}) \
+                if args.lut_only_needed else unet3d.all_blocks(shape[0])
+            lut_settings = {"threads": args.threads, "repeats": args.repeats, "shape": shape}
+            jobs = [Job(f"lut{i // 64:03d}-" + hashlib.sha256(json.dumps(
+                [keys[i:i + 64], lut_settings]).encode()).hexdigest()[:10],
+                {"blocks": keys[i:i + 64], **lut_settings}) for i in range(0, len(keys), 64)]
+
+            def run_lut(job: Job, run_id: str) -> dict[str, list[dict]]:
+                rows = measure_blocks(job.args["blocks"], shape, args.threads, args.repeats)
+                return {"latency_lut": [{**r, "space": "unet3d", "task": task,
+                                         "device": device_row["device"],
+                                         "runtime": "onnxruntime", "run_id": run_id}
+                                        for r in rows],
+                        "devices": [{**device_row, "run_id": run_id}]}
+
+            counts = run_jobs(WorkDir(Path(args.work) / device_row["device"] /
+                                      (task.replace("/", "_") + "-lut")), jobs, run_lut,
+                              builder=BUILDER, version=VERSION, device=device_row["device"],
+                              describe=lambda j: f"{len(j.args['blocks'])} blocks")
+            print(json.dumps({**counts, "blocks": len(keys), "device": device_row["device"]}))
+            return 0
         jobs = []
         for i in range(0, len(archs), args.chunk):
             chunk = archs[i:i + args.chunk]
@@ -366,6 +514,40 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(json.dumps({**counts, "device": device_row["device"], "energy_method": method,
                       "work": str(work.root)}))
+    return 0
+
+
+def _fit_main(args) -> int:
+    from datetime import datetime, timezone
+
+    from builders.jobs import git_commit
+    from medbench.release import write_rows
+    from medbench.manifest import write_manifest
+
+    try:
+        task = resolve_task(args.task)
+        run_id = f"hardware-fit-lut-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
+        rows, summary = fit_lut(args.tables, task, run_id)
+        if not summary:
+            raise MedbenchError(f"no latency table with measured networks for {task} in "
+                                f"{args.tables}")
+        if not any(rows.values()):
+            print(json.dumps(summary))
+            return 0
+        t0 = datetime.now(timezone.utc).replace(tzinfo=None)
+        for table, table_rows in rows.items():
+            if table_rows:
+                write_rows(args.tables, table, table_rows, run_id)
+        write_rows(args.tables, "runs", [{
+            "run_id": run_id, "builder": BUILDER, "builder_version": VERSION,
+            "git_commit": git_commit(), "args": json.dumps({"fit_lut": summary}),
+            "status": "ok", "started_at": t0, "finished_at": t0, "seconds": 0.0,
+            "rows_written": sum(len(v) for v in rows.values())}], run_id)
+        write_manifest(args.tables)
+    except MedbenchError as e:
+        print(f"builders.hardware: error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary))
     return 0
 
 

@@ -34,7 +34,7 @@ __all__ = [
 
 #: Version of the table contract. Bump the minor part for added nullable columns or tables,
 #: the major part for anything that changes the meaning or type of a released column.
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 
 @dataclass(frozen=True)
@@ -313,6 +313,27 @@ _register(Table(
         _RUN_ID,
     ),
     references=(_ARCH_REF, _TASK_REF, Reference(("device",), "devices", ("device",)), _RUN_REF),
+))
+
+_register(Table(
+    name="latency_lut",
+    description="latency of one block of a space, measured alone (per-block lookup table)",
+    key=("space", "task", "device", "runtime", "threads", "block"),
+    partition_by=("space", "task", "device"),
+    columns=(
+        _SPACE, _TASK,
+        Column("device", "VARCHAR", "device id (devices.device)", nullable=False),
+        Column("runtime", "VARCHAR", "inference runtime", nullable=False),
+        Column("threads", "INTEGER", "intra-op threads (0 = all cores)", nullable=False, min=0),
+        Column("block", "VARCHAR", "the block's key, e.g. enc|l1|s1|i8|c16|k3|b1|r0; "
+               "'overhead' is the per-network constant fitted on measured networks",
+               nullable=False),
+        Column("latency_ms", "DOUBLE", "median latency of the block alone at batch 1",
+               unit="ms"),
+        Column("n_repeats", "INTEGER", "timed repeats behind the median", min=0),
+        _RUN_ID,
+    ),
+    references=(_TASK_REF, Reference(("device",), "devices", ("device",)), _RUN_REF),
 ))
 
 _register(Table(

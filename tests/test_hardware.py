@@ -92,3 +92,85 @@ def test_measure_and_release_a_tiny_chunk(tmp_path, release):
 def test_nothing_to_measure_is_one_line(tmp_path, capsys):
     assert hardware.main(["--tables", str(tmp_path), "--work", str(tmp_path / "w")]) == 2
     assert "no architecture to measure" in capsys.readouterr().err
+
+
+def test_block_decomposition_is_exact():
+    """The blocks of an architecture, built alone, hold exactly the network's parameters."""
+    import numpy as np
+
+    from medbench.spaces import unet3d
+    from medbench.spaces._unet3d_torch import block_module
+
+    keys = set(unet3d.all_blocks(1))
+    assert len(keys) == 1864
+    for arch in unet3d.sample(20, np.random.default_rng(5)):
+        blocks = unet3d.blocks(arch, 1)
+        assert set(blocks) <= keys
+        n = sum(sum(p.numel() for p in block_module(b, (16, 16, 16), 3)[0].parameters())
+                for b in blocks)
+        assert n == sum(p.numel() for p in unet3d.build(arch, 1, 3).parameters())
+
+
+def test_block_inputs_chain_through_a_network():
+    from medbench.spaces import unet3d
+    from medbench.spaces._unet3d_torch import block_module
+
+    arch = unet3d.from_id("s2|c8-16-32-64|k3-5-3-3|b1-2-1-1|r0-1-0-1")
+    outputs = {}
+    for key in unet3d.blocks(arch, 1):
+        module, shapes = block_module(key, (16, 32, 16), 3)
+        y = module(*[torch.zeros(s) for s in shapes])
+        outputs[key] = tuple(y.shape)
+    assert outputs["head|s2|c8"] == (1, 3, 16, 32, 16)
+    assert outputs["enc|l3|s2|i32|c64|k3|b1|r1"] == (1, 64, 1, 2, 1)
+
+
+def test_measure_blocks_and_fit_the_table(release, tmp_path):
+    import medbench
+    from medbench.latency import load_lut, predict
+    from medbench.release import write_manifest, write_rows
+    from medbench.spaces import unet3d
+
+    rows = hardware.measure_blocks(["head|s1|c4", "enc|l0|s1|i1|c4|k3|b1|r0"], [1, 8, 8, 8],
+                                   [1], repeats=3)
+    assert [r["block"] for r in rows] == ["head|s1|c4", "enc|l0|s1|i1|c4|k3|b1|r0"]
+    assert all(r["latency_ms"] > 0 and r["n_repeats"] == 3 for r in rows)
+
+    # a synthetic table: two measured networks and one with results but no measurement
+    a1, a2, a3 = (unet3d.from_id(a) for a in ("s2|c4-8-16|k3-3-3|b1-1-1|r0-0-0",
+                                               "s2|c8-16-32|k3-3-3|b1-1-1|r0-0-0",
+                                               "s2|c4-8-32|k3-3-3|b1-1-1|r0-0-0"))
+    blocks = sorted(set(unet3d.blocks(a1, 1)) | set(unet3d.blocks(a2, 1))
+                    | set(unet3d.blocks(a3, 1)))
+    lut = {b: 1.0 + i for i, b in enumerate(blocks)}
+    common = {"space": "unet3d", "task": "msd/hippocampus", "device": "dev-a",
+              "runtime": "onnxruntime", "threads": 1, "run_id": "run-test"}
+    write_rows(release, "latency_lut", [{**common, "block": b, "latency_ms": v,
+                                         "n_repeats": 3} for b, v in lut.items()], "lut")
+    sums = {a.arch_id: predict(lut, unet3d.blocks(a, 1), overhead=False) for a in (a1, a2, a3)}
+    hw = [{**common, "arch_id": a.arch_id, "batch": 1, "latency_ms": sums[a.arch_id] + extra,
+           "latency_method": "measured"} for a, extra in ((a1, 2.0), (a2, 4.0))]
+    hw = [{k: v for k, v in r.items() if k != "task"} | {"task": "msd/hippocampus"} for r in hw]
+    write_rows(release, "hardware", hw, "hw")
+    archs = [{"space": "unet3d", "arch_id": a.arch_id, "arch_index": a.arch_index,
+              "config": a.config_json(), "run_id": "run-test"} for a in (a1, a2, a3)]
+    write_rows(release, "architectures", archs, "more")
+    write_rows(release, "evaluations", [{"space": "unet3d", "arch_id": a3.arch_id,
+                                         "task": "msd/hippocampus", "method": "standalone",
+                                         "seed": 0, "val_dice": 0.5, "run_id": "run-test"}],
+               "a3")
+    write_manifest(release)
+    assert hardware.main(["--fit-lut", "--tables", str(release)]) == 0
+    assert hardware.main(["--fit-lut", "--tables", str(release)]) == 0  # idempotent
+    from medbench.validate import validate
+
+    assert validate(release).ok, validate(release).problems
+    with medbench.open(release) as store:
+        table = load_lut(store, space="unet3d", task="msd/hippocampus", device="dev-a",
+                         runtime="onnxruntime", threads=1)
+        assert table["overhead"] == pytest.approx(3.0)  # median of the gaps 2 and 4
+        got = store.sql("SELECT latency_ms, latency_method FROM hardware WHERE arch_id = "
+                        f"'{a3.arch_id}'").fetchall()
+        assert got == [(pytest.approx(sums[a3.arch_id] + 3.0), "lut")]
+    with pytest.raises(medbench.MedbenchError, match="lacks"):
+        predict(lut, ["enc|l9|s1|i1|c4|k3|b1|r0"])

@@ -34,7 +34,8 @@ def sample_row(table):
 
 def test_every_table_is_well_formed():
     assert set(TABLES) == {"tasks", "spaces", "architectures", "evaluations", "curves", "costs",
-                           "hardware", "devices", "proxies", "task_distances", "runs"}
+                           "hardware", "latency_lut", "devices", "proxies", "task_distances",
+                           "runs"}
     for t in TABLES.values():
         names = t.column_names
         assert len(names) == len(set(names)), t.name

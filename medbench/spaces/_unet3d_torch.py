@@ -75,3 +75,50 @@ class SearchableUNet(nn.Module):
         if self.final_up is not None:
             x = self.final_up(x)
         return self.out(x)
+
+
+class _DecoderBlock(nn.Module):
+    def __init__(self, below: int, c: int, kernel: int, n_blocks: int, residual: int):
+        super().__init__()
+        self.upsample = get_conv_layer(3, below, c, kernel_size=2, stride=2, conv_only=True,
+                                       is_transposed=True)
+        self.stage = _stage(residual, n_blocks, 2 * c, c, kernel, 1)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return self.stage(torch.cat([self.upsample(x), skip], dim=1))
+
+
+class _Head(nn.Module):
+    def __init__(self, c: int, stride: int, out_channels: int):
+        super().__init__()
+        self.final_up = None if stride == 1 else get_conv_layer(
+            3, c, c, kernel_size=2, stride=2, conv_only=True, is_transposed=True)
+        self.out = UnetOutBlock(3, c, out_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(x if self.final_up is None else self.final_up(x))
+
+
+def block_module(key: str, spatial: tuple[int, int, int], out_channels: int
+                 ) -> tuple[nn.Module, list[tuple[int, ...]]]:
+    """The module of one block key of :func:`medbench.spaces.unet3d.blocks` and the shapes
+    of its inputs at batch 1, for an input volume of ``spatial``."""
+    kind, *fields = key.split("|")
+    f = {p[0]: int(p[1:]) for p in fields}
+    s = f["s"]
+
+    def res(level: int) -> tuple[int, ...]:
+        return tuple(x // 2 ** max(level + s - 1, 0) for x in spatial)
+
+    if kind == "enc":
+        level = f["l"]
+        shape_in = spatial if level == 0 else res(level - 1)
+        module = _stage(f["r"], f["b"], f["i"], f["c"], f["k"], s if level == 0 else 2)
+        return module, [(1, f["i"], *shape_in)]
+    if kind == "dec":
+        level = f["l"]
+        module = _DecoderBlock(f["i"], f["c"], f["k"], f["b"], f["r"])
+        return module, [(1, f["i"], *res(level + 1)), (1, f["c"], *res(level))]
+    if kind == "head":
+        return _Head(f["c"], s, out_channels), [(1, f["c"], *res(0))]
+    raise ValueError(f"unknown block key {key!r}")

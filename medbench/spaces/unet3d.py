@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 from medbench.errors import BadValueError
 
-__all__ = ["NAME", "DEPTHS", "STRIDES", "VARIANTS", "WIDTHS", "macs", "KERNELS", "BLOCKS", "RESIDUAL", "Arch", "n_archs",
+__all__ = ["NAME", "DEPTHS", "STRIDES", "VARIANTS", "WIDTHS", "macs", "blocks", "all_blocks", "KERNELS", "BLOCKS", "RESIDUAL", "Arch", "n_archs",
            "encode", "decode", "from_id", "sample", "build", "level_channels"]
 
 NAME = "unet3d"
@@ -214,6 +214,49 @@ def macs(arch: Arch, in_channels: int, out_channels: int,
     if arch.stride == 2:
         total += ch[0] * ch[0] * voxels
     return total + ch[0] * out_channels * voxels
+
+
+def blocks(arch: Arch, in_channels: int) -> list[str]:
+    """The keys of the blocks an architecture is made of, for the latency lookup table.
+
+    ``enc|l<level>|s<stride>|i<in>|c<out>|k<kernel>|b<blocks>|r<residual>`` is a level's
+    encoder stage, ``dec|l<level>|s<stride>|i<channels below>|c<out>|k..|b..|r..`` a decoder
+    stage with its transposed convolution, ``head|s<stride>|c<channels>`` the output layers.
+    The first-level stride fixes every level's resolution for a given input size.
+    """
+    s, ch = arch.stride, arch.channels
+    prev, keys = in_channels, []
+    for level in range(arch.depth):
+        keys.append(f"enc|l{level}|s{s}|i{prev}|c{ch[level]}|k{arch.kernels[level]}"
+                    f"|b{arch.blocks[level]}|r{arch.residual[level]}")
+        prev = ch[level]
+    for level in range(arch.depth - 2, -1, -1):
+        keys.append(f"dec|l{level}|s{s}|i{ch[level + 1]}|c{ch[level]}|k{arch.kernels[level]}"
+                    f"|b{arch.blocks[level]}|r{arch.residual[level]}")
+    keys.append(f"head|s{s}|c{ch[0]}")
+    return keys
+
+
+def all_blocks(in_channels: int) -> list[str]:
+    """Every block key of the space (the lookup table's rows), in a fixed order."""
+    keys: dict[str, None] = {}
+    for stride, depth in VARIANTS:
+        for level in range(depth):
+            ins = (in_channels,) if level == 0 else level_channels(level - 1)
+            for i in ins:
+                for c in level_channels(level):
+                    for k in KERNELS:
+                        for b in BLOCKS:
+                            for r in RESIDUAL:
+                                keys[f"enc|l{level}|s{stride}|i{i}|c{c}|k{k}|b{b}|r{r}"] = None
+                                if level < depth - 1:
+                                    below = level_channels(level + 1)
+                                    for cb in below:
+                                        keys[f"dec|l{level}|s{stride}|i{cb}|c{c}|k{k}|b{b}"
+                                             f"|r{r}"] = None
+        for c in level_channels(0):
+            keys[f"head|s{stride}|c{c}"] = None
+    return list(keys)
 
 
 def build(arch: Arch, in_channels: int, out_channels: int):
