@@ -88,6 +88,18 @@ def generate(store) -> str:
             out.append(f"- seed-to-seed standard deviation of val {m}: mean "
                        f"{_fmt(sum(stds) / len(stds))}, max {_fmt(max(stds))} over "
                        f"{len(stds)} architectures with 2+ seeds")
+        for (args,) in store.fetchall("SELECT args FROM runs WHERE builder = "
+                                      "'builders.hardware' AND args LIKE '{\"fit_lut%' "
+                                      "ORDER BY run_id"):
+            import json
+
+            for fit in json.loads(args)["fit_lut"]:
+                if "mape_pct" in fit:
+                    tau = fit["kendall_tau"]
+                    out.append(f"- latency lookup table on {fit['device']} ({fit['runtime']}, "
+                               f"{fit['threads']} thread(s)): MAPE {fit['mape_pct']:.1f} %, "
+                               f"Kendall tau {_fmt(tau, 3)} over {fit['n']} measured "
+                               f"networks; overhead {fit['overhead_ms']:.2f} ms")
         lat = [r for r in rows if r["latency_ms"] is not None]
         if lat and res.device:
             fast = min(lat, key=lambda r: r["latency_ms"])

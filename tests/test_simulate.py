@@ -84,7 +84,7 @@ def toy(n=40, seeds=3, epochs=4, rng=0):
     return table(val, elapsed, configs=configs)
 
 
-@pytest.mark.parametrize("name", ["rs", "re"])
+@pytest.mark.parametrize("name", ["rs", "re", "ls"])
 def test_searchers_find_the_known_optimum(name):
     t = toy()
     s = make_searcher(name, n_archs=t.n_archs, max_epochs=t.max_epochs,
@@ -94,7 +94,7 @@ def test_searchers_find_the_known_optimum(name):
     assert traj.incumbent_test[-1] == pytest.approx(np.mean(t.test[-1]))
 
 
-@pytest.mark.parametrize("name", ["rs", "re"])
+@pytest.mark.parametrize("name", ["rs", "re", "ls", "asha"])
 def test_searchers_never_read_test_metrics(name):
     runs = []
     for test in (None, np.random.default_rng(9).uniform(size=(40, 3))):

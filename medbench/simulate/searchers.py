@@ -14,7 +14,7 @@ import numpy as np
 from medbench.errors import UnknownNameError
 from medbench.simulate.simulator import Suggestion
 
-__all__ = ["RandomSearch", "RegularizedEvolution", "ASHA", "NSGA2Search", "SEARCHERS", "make_searcher",
+__all__ = ["RandomSearch", "RegularizedEvolution", "LocalSearch", "ASHA", "NSGA2Search", "SEARCHERS", "make_searcher",
            "config_features"]
 
 
@@ -102,6 +102,63 @@ class RegularizedEvolution:
         self.population.append((suggestion.arch, value))
         if len(self.population) > self.population_size:
             self.population.popleft()
+
+
+class LocalSearch:
+    """Best-improvement local search (White et al., 2021) over architectures with results.
+
+    Starts from a random architecture; evaluates its untried nearest neighbours (smallest
+    Hamming distance in choices) one by one and moves to the best one that beats it;
+    restarts from a random architecture at a local optimum.
+    """
+
+    def __init__(self, n_archs: int, max_epochs: int, rng: np.random.Generator,
+                 configs: list[dict] | None = None, **_: object):
+        self.n_archs, self.max_epochs, self.rng = n_archs, max_epochs, rng
+        self.features = config_features(configs) if configs else None
+        self.seen: dict[int, float] = {}
+        self.current: int | None = None
+        self.queue: list[int] = []
+        self._tried: list[int] = []  # neighbours of the current architecture asked so far
+        self.pending = 0
+
+    def _neighbours(self, arch: int) -> list[int]:
+        if self.features is None:
+            return []
+        dist = np.sum(self.features != self.features[arch], axis=1)
+        dist[arch] = np.iinfo(dist.dtype).max
+        near = np.flatnonzero(dist == dist.min())
+        return [int(a) for a in self.rng.permutation(near) if int(a) not in self.seen]
+
+    def ask(self) -> Suggestion:
+        if self.current is not None and not self.queue and not self.pending:
+            best = max(self._neighbourhood_results(), key=lambda t: t[1], default=None)
+            if best is not None and best[1] > self.seen.get(self.current, -np.inf):
+                self.current = best[0]
+                self.queue = self._neighbours(self.current)
+            else:
+                self.current = None  # local optimum: restart
+        if self.current is None:
+            self.current = int(self.rng.integers(self.n_archs))
+            self.queue = self._neighbours(self.current)
+            self._tried = []
+            self.pending += 1
+            return Suggestion(self.current, self.max_epochs)
+        if not self.queue:  # neighbours still running: evaluate a random architecture
+            return Suggestion(int(self.rng.integers(self.n_archs)), self.max_epochs)
+        arch = self.queue.pop(0)
+        self._tried.append(arch)
+        self.pending += 1
+        return Suggestion(arch, self.max_epochs)
+
+    def _neighbourhood_results(self):
+        return [(a, self.seen[a]) for a in self._tried if a in self.seen
+                and not np.isnan(self.seen[a])]
+
+    def tell(self, suggestion: Suggestion, value: float) -> None:
+        self.seen[suggestion.arch] = value
+        if suggestion.arch == self.current or suggestion.arch in self._tried:
+            self.pending = max(self.pending - 1, 0)
 
 
 class ASHA:
@@ -222,7 +279,7 @@ class NSGA2Search:
             self.algorithm.tell(infills=self.pop)
 
 
-SEARCHERS = {"rs": RandomSearch, "re": RegularizedEvolution, "asha": ASHA,
+SEARCHERS = {"rs": RandomSearch, "re": RegularizedEvolution, "ls": LocalSearch, "asha": ASHA,
              "nsga2": NSGA2Search}
 
 
