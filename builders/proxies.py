@@ -1,0 +1,254 @@
+"""Zero-cost proxies: the 13 of NAS-Bench-Suite-Zero as one small registry.
+
+Each proxy is one function ``fn(net, x, y, loss_fn) -> float`` run on a deep copy of an
+untrained network (so proxies that change weights, like zen and synflow, leave it intact);
+they share the helpers below (layer selection, gradients, activation hooks). For 3D
+segmentation the loss is per voxel (the training loss, e.g. DiceCE) and labels are masks;
+for classification the loss is cross-entropy (multi-label: BCE on logits).
+
+Choices written down (see DATASHEET.md): the network is in train mode (normalisation uses
+batch statistics) except where noted; weighted layers are Conv1d/2d/3d, their transposed
+forms and Linear; synflow runs in float64 with every normalisation layer replaced by identity
+(an instance norm of a constant input would zero the signal) and absolute weights; a score
+that is NaN or infinite is returned as NaN and stored as NULL, never replaced by a number.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+__all__ = ["Proxy", "PROXIES", "score", "weighted_layers"]
+
+_WEIGHTED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
+             nn.ConvTranspose3d, nn.Linear)
+_NORMS = (nn.modules.batchnorm._BatchNorm, nn.modules.instancenorm._InstanceNorm,
+          nn.GroupNorm, nn.LayerNorm)
+_ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU)
+
+
+@dataclass(frozen=True)
+class Proxy:
+    name: str
+    fn: Callable[..., float]
+    needs_labels: bool
+    definition: str
+
+
+def weighted_layers(net: nn.Module) -> list[nn.Module]:
+    return [m for m in net.modules() if isinstance(m, _WEIGHTED)]
+
+
+def _grads(net, x, y, loss_fn) -> list[nn.Module]:
+    net.zero_grad(set_to_none=True)
+    loss_fn(net(x), y).backward()
+    return weighted_layers(net)
+
+
+def params(net, x, y, loss_fn) -> float:
+    return float(sum(p.numel() for p in net.parameters() if p.requires_grad))
+
+
+def flops(net, x, y, loss_fn) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        net(x[:1])
+    return float(counter.get_total_flops())
+
+
+def l2_norm(net, x, y, loss_fn) -> float:
+    return float(sum(m.weight.detach().norm() for m in weighted_layers(net)))
+
+
+def grad_norm(net, x, y, loss_fn) -> float:
+    return float(sum(m.weight.grad.norm() for m in _grads(net, x, y, loss_fn)
+                     if m.weight.grad is not None))
+
+
+def snip(net, x, y, loss_fn) -> float:
+    return float(sum((m.weight.grad * m.weight).abs().sum() for m in _grads(net, x, y, loss_fn)
+                     if m.weight.grad is not None))
+
+
+def plain(net, x, y, loss_fn) -> float:
+    return float(sum((m.weight.grad * m.weight).sum() for m in _grads(net, x, y, loss_fn)
+                     if m.weight.grad is not None))
+
+
+def grasp(net, x, y, loss_fn) -> float:
+    weights = [m.weight for m in weighted_layers(net)]
+    g = torch.autograd.grad(loss_fn(net(x), y), weights, allow_unused=True)
+    g = [torch.zeros_like(w) if gi is None else gi.detach() for w, gi in zip(weights, g)]
+    grad_f = torch.autograd.grad(loss_fn(net(x), y), weights, create_graph=True,
+                                 allow_unused=True)
+    z = sum((gf * gi).sum() for gf, gi in zip(grad_f, g) if gf is not None)
+    hg = torch.autograd.grad(z, weights, allow_unused=True)
+    return float(sum((-w.detach() * h).sum() for w, h in zip(weights, hg) if h is not None))
+
+
+def fisher(net, x, y, loss_fn) -> float:
+    acts: list[torch.Tensor] = []
+
+    def keep(module, inputs, output):
+        output.retain_grad()
+        acts.append(output)
+
+    hooks = [m.register_forward_hook(keep) for m in weighted_layers(net)]
+    try:
+        net.zero_grad(set_to_none=True)
+        loss_fn(net(x), y).backward()
+    finally:
+        for h in hooks:
+            h.remove()
+    total = 0.0
+    for a in acts:
+        if a.grad is None:
+            continue
+        per_channel = (a * a.grad).flatten(2).sum(-1) if a.dim() > 2 else a * a.grad
+        total += float(0.5 * per_channel.detach().mean(0).pow(2).sum())
+    return total
+
+
+def synflow(net, x, y, loss_fn) -> float:
+    net = copy.deepcopy(net).double()
+    for name, module in list(net.named_modules()):
+        for child_name, child in list(module.named_children()):
+            if isinstance(child, _NORMS):
+                setattr(module, child_name, nn.Identity())
+    with torch.no_grad():
+        for p in net.parameters():
+            p.abs_()
+    net.zero_grad(set_to_none=True)
+    net(torch.ones((1, *x.shape[1:]), dtype=torch.float64)).sum().backward()
+    return float(sum((m.weight.grad * m.weight).abs().sum() for m in weighted_layers(net)
+                     if m.weight.grad is not None))
+
+
+def _jacobians(net, x) -> torch.Tensor:
+    x = x.clone().requires_grad_(True)
+    net.zero_grad(set_to_none=True)
+    net(x).sum().backward()
+    return x.grad.detach().flatten(1)
+
+
+def _eig_score(corr: torch.Tensor) -> float:
+    v = torch.linalg.eigvalsh(corr.double())
+    return float(-torch.sum(torch.log(v + 1e-5) + 1.0 / (v + 1e-5)))
+
+
+def jacov(net, x, y, loss_fn) -> float:
+    j = _jacobians(net, x)
+    return _eig_score(torch.nan_to_num(torch.corrcoef(j)))
+
+
+def epe_nas(net, x, y, loss_fn) -> float:
+    j = _jacobians(net, x)
+    labels = _sample_labels(y)
+    total = 0.0
+    for c in labels.unique():
+        rows = j[labels == c]
+        if len(rows) < 2:
+            continue
+        corr = torch.nan_to_num(torch.corrcoef(rows))
+        total += abs(float(torch.log(corr.abs() + 1e-5).sum()))
+    return total
+
+
+def _sample_labels(y: torch.Tensor) -> torch.Tensor:
+    """One label per sample: the class itself, or for a mask its most frequent foreground
+    class (0 if it has none)."""
+    if y.dim() <= 2:
+        return y.reshape(len(y), -1)[:, 0].long() if y.dim() == 2 else y.long()
+    flat = y.reshape(len(y), -1).long()
+    counts = torch.stack([(flat == c).sum(1) for c in range(int(flat.max()) + 1)], 1)
+    counts[:, 0] = 0
+    return torch.where(counts.sum(1) > 0, counts.argmax(1), torch.zeros_like(counts[:, 0]))
+
+
+def nwot(net, x, y, loss_fn) -> float:
+    n = len(x)
+    k = torch.zeros(n, n, dtype=torch.float64)
+
+    def add(module, inputs, output):
+        c = (inputs[0].detach().flatten(1) > 0).double()
+        k.add_(c @ c.t() + (1 - c) @ (1 - c).t())
+
+    hooks = [m.register_forward_hook(add) for m in net.modules()
+             if isinstance(m, _ACTIVATIONS)]
+    try:
+        with torch.no_grad():
+            net(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    return float(torch.linalg.slogdet(k)[1])
+
+
+def zen(net, x, y, loss_fn) -> float:
+    net = copy.deepcopy(net)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, _WEIGHTED):
+                nn.init.normal_(m.weight)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+    head = weighted_layers(net)[-1]  # features = the input of the last weighted layer
+    feats: list[torch.Tensor] = []
+    hook = head.register_forward_hook(lambda m, i, o: feats.append(i[0].detach()))
+    try:
+        with torch.no_grad():
+            noise = torch.randn_like(x)
+            net(x)
+            net(x + 0.01 * noise)
+    finally:
+        hook.remove()
+    f1, f2 = feats
+    delta = (f1 - f2).abs().mean()
+    bn = sum(math.log(math.sqrt(float(m.running_var.mean()))) for m in net.modules()
+             if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_var is not None)
+    return float(torch.log(delta + 1e-12)) + bn
+
+
+PROXIES: dict[str, Proxy] = {p.name: p for p in (
+    Proxy("epe_nas", epe_nas, True, "per-class correlation of input Jacobians: "
+          "sum over classes of |sum log(|corr| + 1e-5)|"),
+    Proxy("fisher", fisher, True, "sum over layer outputs a of 0.5 sum_channels "
+          "(mean over samples of sum_space a dL/da)^2"),
+    Proxy("flops", flops, False, "floating-point operations of one forward pass at batch 1"),
+    Proxy("grad_norm", grad_norm, True, "sum over weighted layers of ||dL/dW||_2"),
+    Proxy("grasp", grasp, True, "sum of -W * (H g), g = dL/dW, H the Hessian"),
+    Proxy("jacov", jacov, False, "-sum(log(l + 1e-5) + 1/(l + 1e-5)) over eigenvalues l of "
+          "the correlation of input Jacobians"),
+    Proxy("l2_norm", l2_norm, False, "sum over weighted layers of ||W||_2"),
+    Proxy("nwot", nwot, False, "log|det K|, K = sum over activations of c c^T + "
+          "(1 - c)(1 - c)^T for binary codes c"),
+    Proxy("params", params, False, "trainable parameters"),
+    Proxy("plain", plain, True, "sum of W * dL/dW"),
+    Proxy("snip", snip, True, "sum of |W * dL/dW|"),
+    Proxy("synflow", synflow, False, "sum of |W * dR/dW|, R = sum of the output of the "
+          "absolute-weight, normalisation-free net on ones, in float64"),
+    Proxy("zen", zen, False, "log E||f(x) - f(x + 0.01 e)||_1 on N(0,1) weights, f the "
+          "features before the last layer, + sum log sqrt(mean BN running var)"),
+)}
+
+
+def score(name: str, net: nn.Module, x: torch.Tensor, y: torch.Tensor,
+          loss_fn: Callable, seed: int = 0) -> float:
+    """One proxy's score of ``net`` on the batch (x, y); NaN if it cannot be computed."""
+    from medbench.errors import UnknownNameError
+
+    if name not in PROXIES:
+        raise UnknownNameError("proxy", name, sorted(PROXIES))
+    torch.manual_seed(seed)
+    copy_ = copy.deepcopy(net).train()
+    try:
+        value = PROXIES[name].fn(copy_, x, y, loss_fn)
+    except (RuntimeError, ValueError, torch.linalg.LinAlgError):
+        return math.nan
+    return value if math.isfinite(value) else math.nan

@@ -1,0 +1,100 @@
+"""Zero-cost proxies on tiny networks where the answer can be worked out by hand."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("monai")
+
+from torch import nn  # noqa: E402
+
+from builders.proxies import PROXIES, score  # noqa: E402
+from medbench.errors import UnknownNameError  # noqa: E402
+
+mse = nn.MSELoss()
+
+
+def two_layer(w1, w2):
+    net = nn.Sequential(nn.Linear(2, 2, bias=False), nn.ReLU(), nn.Linear(2, 1, bias=False))
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor(w1, dtype=torch.float32))
+        net[2].weight.copy_(torch.tensor(w2, dtype=torch.float32))
+    return net
+
+
+def test_the_registry_has_the_13_suite_zero_proxies():
+    assert sorted(PROXIES) == ["epe_nas", "fisher", "flops", "grad_norm", "grasp", "jacov",
+                               "l2_norm", "nwot", "params", "plain", "snip", "synflow", "zen"]
+    with pytest.raises(UnknownNameError, match="synflow"):
+        score("synflo", two_layer([[1, 0], [0, 1]], [[1, 1]]), torch.ones(1, 2),
+              torch.ones(1, 1), mse)
+
+
+def test_params_and_l2_norm_exactly():
+    net = two_layer([[3.0, 4.0], [0.0, 0.0]], [[1.0, 2.0]])
+    x, y = torch.ones(4, 2), torch.zeros(4, 1)
+    assert score("params", net, x, y, mse) == 6
+    assert score("l2_norm", net, x, y, mse) == pytest.approx(5.0 + math.sqrt(5.0))
+
+
+def test_synflow_on_a_two_layer_linear_net():
+    # |W| everywhere; input ones: h = |W1| 1, out = |W2| h; R = out; dR/dW2 = h, dR/dW1 = |W2|^T 1^T
+    w1, w2 = [[1.0, -2.0], [3.0, 0.5]], [[-1.0, 2.0]]
+    net = two_layer(w1, w2)
+    h = [3.0, 3.5]  # |W1| @ [1, 1]
+    expected = sum(abs(w2[0][j]) * h[j] for j in range(2)) + sum(
+        abs(w1[i][j]) * abs(w2[0][i]) for i in range(2) for j in range(2))
+    assert score("synflow", net, torch.zeros(3, 2), torch.zeros(3, 1), mse) == \
+        pytest.approx(expected)
+    assert net[0].weight[0, 1] == -2.0  # ran on a copy
+
+
+def test_snip_plain_grad_norm_from_hand_gradients():
+    net = nn.Sequential(nn.Linear(1, 1, bias=False))
+    with torch.no_grad():
+        net[0].weight.fill_(2.0)
+    x, y = torch.tensor([[1.0], [3.0]]), torch.tensor([[0.0], [0.0]])
+    # L = mean((2x)^2) = (4 + 36) / 2 = 20; dL/dw = mean(2 * 2x * x) = (4 + 36) / 2 = 20
+    assert score("grad_norm", net, x, y, mse) == pytest.approx(20.0)
+    assert score("snip", net, x, y, mse) == pytest.approx(40.0)
+    assert score("plain", net, x, y, mse) == pytest.approx(40.0)
+
+
+def test_nwot_on_known_activation_patterns():
+    net = nn.Sequential(nn.Identity(), nn.ReLU())
+    x = torch.tensor([[1.0, 1.0], [1.0, -1.0], [-1.0, -1.0]])
+    # codes c: [1,1], [1,0], [0,0]; K_ij = number of positions where codes agree
+    k = torch.tensor([[2.0, 1.0, 0.0], [1.0, 2.0, 1.0], [0.0, 1.0, 2.0]], dtype=torch.float64)
+    assert score("nwot", net, x, torch.zeros(3, 2), mse) == pytest.approx(
+        float(torch.linalg.slogdet(k)[1]))
+
+
+def test_jacov_on_a_linear_map():
+    # a linear net has the same Jacobian for every sample: correlation all ones, eigenvalues
+    # (n, 0, ..., 0), so the score is -(log(n + 1e-5) + 1/(n + 1e-5)
+    #                                    + (n - 1) (log(1e-5) + 1e5))
+    net = nn.Sequential(nn.Linear(4, 3))
+    n = 5
+    expected = -((math.log(n + 1e-5) + 1 / (n + 1e-5)) + (n - 1) * (math.log(1e-5) + 1e5))
+    assert score("jacov", net, torch.randn(n, 4), torch.zeros(n, 3), mse) == pytest.approx(
+        expected, rel=1e-4)
+
+
+def test_every_proxy_runs_on_a_unet_and_is_seed_deterministic():
+    from monai.losses import DiceCELoss
+
+    from medbench.spaces import unet3d
+
+    net = unet3d.build(unet3d.from_id("s2|c4-8-16|k3-3-3|b1-1-1|r1-0-0"), 1, 3)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(4, 1, 16, 16, 16, generator=gen)
+    y = torch.randint(0, 3, (4, 1, 16, 16, 16), generator=gen).float()
+    loss = DiceCELoss(to_onehot_y=True, softmax=True)
+    for name in PROXIES:
+        a, b = score(name, net, x, y, loss, seed=1), score(name, net, x, y, loss, seed=1)
+        assert a == b or (math.isnan(a) and math.isnan(b)), name
+        assert not math.isnan(a) or name in ("grasp",), name
+    assert score("zen", net, x, y, loss, seed=1) != score("zen", net, x, y, loss, seed=2)
