@@ -252,3 +252,110 @@ def score(name: str, net: nn.Module, x: torch.Tensor, y: torch.Tensor,
     except (RuntimeError, ValueError, torch.linalg.LinAlgError):
         return math.nan
     return value if math.isfinite(value) else math.nan
+
+
+# -- the builder ---------------------------------------------------------------------------------
+
+VERSION = "1.0"
+BUILDER = "builders.proxies"
+
+
+def proxy_rows(task, space: str, arch_id: str, seed: int, batch_size: int,
+               spatial: tuple[int, int, int], run_id: str, cache: dict) -> dict[str, list]:
+    """Every proxy of one architecture on one seeded batch of training volumes."""
+    import time
+
+    from monai.data import CacheDataset
+    from monai.losses import DiceCELoss
+
+    from builders import msd
+    from builders.unet3d import build_network
+
+    if "train" not in cache:
+        cache["train"] = CacheDataset(task.files("train"), msd.transforms(spatial, False),
+                                      progress=False)
+    data = cache["train"]
+    picks = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
+    items = [data[int(i)] for i in picks[:batch_size]]
+    x = torch.stack([it["image"] for it in items]).float()
+    y = torch.stack([it["label"] for it in items]).float()
+    torch.manual_seed(seed)
+    net, arch_index, config = build_network(space, arch_id, task.n_channels,
+                                            len(task.class_names))
+    loss = DiceCELoss(to_onehot_y=True, softmax=True)
+    rows = []
+    for name in PROXIES:
+        t0 = time.perf_counter()
+        value = score(name, net, x, y, loss, seed=seed)
+        rows.append({"space": space, "arch_id": arch_id, "task": task.task, "proxy": name,
+                     "seed": seed, "score": None if math.isnan(value) else value,
+                     "seconds": time.perf_counter() - t0, "batch_size": len(x),
+                     "run_id": run_id})
+    return {"proxies": rows,
+            "architectures": [{"space": space, "arch_id": arch_id, "arch_index": arch_index,
+                               "config": config, "run_id": run_id}],
+            "tasks": [task.tasks_row([task.n_channels, *spatial], run_id)]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m builders.proxies --task hippocampus --data-root ../shared/data/msd``:
+    proxies for every architecture with results in ``--tables`` (and ``--plan`` N)."""
+    import argparse
+    import json
+    import sys
+    from pathlib import Path
+
+    from builders.hardware import architectures_to_measure
+    from builders.jobs import Job, WorkDir, device_name, run_jobs
+    from builders.unet3d import SPATIAL
+    from medbench.catalog import resolve_task
+    from medbench.errors import MedbenchError
+
+    ap = argparse.ArgumentParser(prog="python -m builders.proxies", description=main.__doc__)
+    ap.add_argument("--task", default="msd/hippocampus")
+    ap.add_argument("--data-root", default=None)
+    ap.add_argument("--tables", default="tables")
+    ap.add_argument("--plan", type=int, default=0)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--spatial", type=int, nargs=3, default=list(SPATIAL))
+    ap.add_argument("--work", default="runs/proxies")
+    ap.add_argument("--splits-dir", default=None)
+    ap.add_argument("--threads", type=int, default=0)
+    args = ap.parse_args(argv)
+    try:
+        from builders import msd
+
+        task_id = resolve_task(args.task)
+        archs = architectures_to_measure(args.tables, task_id, args.plan)
+        if not archs:
+            raise MedbenchError(f"no architecture with results for {task_id} in "
+                                f"{args.tables}; use --plan")
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        task = msd.load_task(task_id, args.data_root, splits_dir=Path(args.splits_dir)
+                             if args.splits_dir else msd.SPLITS_DIR)
+        spatial = tuple(args.spatial)
+        setting = {"batch_size": args.batch_size, "spatial": list(spatial)}
+        jobs = [Job(f"{space}-{arch_id}-s{seed}".replace("|", "_"),
+                    {"space": space, "arch_id": arch_id, "seed": seed, **setting})
+                for space, arch_id in archs for seed in args.seeds]
+        work = WorkDir(Path(args.work) / task_id.replace("/", "_") /
+                       f"b{args.batch_size}-{'x'.join(map(str, spatial))}")
+        cache: dict = {}
+        counts = run_jobs(work, jobs, lambda job, run_id: proxy_rows(
+            task, job.args["space"], job.args["arch_id"], job.args["seed"], args.batch_size,
+            spatial, run_id, cache), builder=BUILDER, version=VERSION,
+            device=device_name("cpu"), describe=lambda j: f"{j.args['arch_id']} "
+                                                          f"seed {j.args['seed']}")
+    except MedbenchError as e:
+        print(f"builders.proxies: error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps({**counts, "work": str(work.root)}))
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

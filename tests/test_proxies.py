@@ -98,3 +98,36 @@ def test_every_proxy_runs_on_a_unet_and_is_seed_deterministic():
         assert a == b or (math.isnan(a) and math.isnan(b)), name
         assert not math.isnan(a) or name in ("grasp",), name
     assert score("zen", net, x, y, loss, seed=1) != score("zen", net, x, y, loss, seed=2)
+
+
+def test_proxy_builder_on_a_tiny_task(tmp_path, monkeypatch):
+    from test_builders import make_task
+
+    import medbench
+    from builders.proxies import main
+    from builders.release import release
+    from medbench.validate import validate
+
+    data = make_task(tmp_path / "msd")
+    work = tmp_path / "work"
+    arch = "unet3d:s1|c4-8-16|k3-3-3|b1-1-1|r0-0-0"
+    args = ["--data-root", str(data), "--tables", str(tmp_path / "none"), "--plan", "0",
+            "--seeds", "0", "1", "--batch-size", "3", "--spatial", "16", "16", "16",
+            "--work", str(work), "--splits-dir", str(tmp_path / "s"), "--threads", "1"]
+    assert main(args) == 2  # nothing to score
+    from builders import hardware
+
+    monkeypatch.setattr(hardware, "architectures_to_measure",
+                        lambda *a: [tuple(arch.split(":", 1))])
+    assert main(args) == 0
+    assert main(args) == 0  # resume: nothing left
+    folder = work / "msd_hippocampus" / "b3-16x16x16"
+    assert len(list((folder / "jobs").iterdir())) == 2
+    tables = tmp_path / "tables"
+    release(folder, tables)
+    assert validate(tables).ok, validate(tables).problems
+    with medbench.open(tables) as store:
+        got = store.sql("SELECT proxy, count(*), count(score), min(batch_size) FROM proxies "
+                        "GROUP BY proxy ORDER BY proxy").fetchall()
+    assert len(got) == 13 and all(n == 2 and b == 3 for _, n, _, b in got)
+    assert dict((p, s) for p, _, s, _ in got)["params"] == 2
