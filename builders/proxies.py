@@ -68,17 +68,17 @@ def l2_norm(net, x, y, loss_fn) -> float:
 
 def grad_norm(net, x, y, loss_fn) -> float:
     return float(sum(m.weight.grad.norm() for m in _grads(net, x, y, loss_fn)
-                     if m.weight.grad is not None))
+                     if m.weight.grad is not None).detach())
 
 
 def snip(net, x, y, loss_fn) -> float:
-    return float(sum((m.weight.grad * m.weight).abs().sum() for m in _grads(net, x, y, loss_fn)
-                     if m.weight.grad is not None))
+    return float(sum((m.weight.grad * m.weight.detach()).abs().sum()
+                     for m in _grads(net, x, y, loss_fn) if m.weight.grad is not None))
 
 
 def plain(net, x, y, loss_fn) -> float:
-    return float(sum((m.weight.grad * m.weight).sum() for m in _grads(net, x, y, loss_fn)
-                     if m.weight.grad is not None))
+    return float(sum((m.weight.grad * m.weight.detach()).sum()
+                     for m in _grads(net, x, y, loss_fn) if m.weight.grad is not None))
 
 
 def grasp(net, x, y, loss_fn) -> float:
@@ -126,8 +126,8 @@ def synflow(net, x, y, loss_fn) -> float:
             p.abs_()
     net.zero_grad(set_to_none=True)
     net(torch.ones((1, *x.shape[1:]), dtype=torch.float64)).sum().backward()
-    return float(sum((m.weight.grad * m.weight).abs().sum() for m in weighted_layers(net)
-                     if m.weight.grad is not None))
+    return float(sum((m.weight.grad * m.weight.detach()).abs().sum()
+                     for m in weighted_layers(net) if m.weight.grad is not None))
 
 
 def _jacobians(net, x) -> torch.Tensor:
