@@ -82,27 +82,24 @@ class WorkDir:
             shutil.rmtree(self.staging)
         self.staging.mkdir(parents=True)
 
-    def done(self) -> set[str]:
-        """Keys of finished jobs (ok or failed)."""
-        out = set()
-        if self.jobs.exists():
-            for d in self.jobs.iterdir():
-                meta = d / "job.json"
-                if meta.exists():
-                    out.add(json.loads(meta.read_text())["key"])
-        return out
-
-    def ok(self) -> set[str]:
-        """Keys of jobs that finished without error."""
-        out = set()
+    def finished(self) -> dict[str, str]:
+        """Key -> status ("ok" or "failed") of every job folder."""
+        out = {}
         if self.jobs.exists():
             for d in self.jobs.iterdir():
                 meta = d / "job.json"
                 if meta.exists():
                     m = json.loads(meta.read_text())
-                    if m["status"] == "ok":
-                        out.add(m["key"])
+                    out[m["key"]] = m["status"]
         return out
+
+    def done(self) -> set[str]:
+        """Keys of finished jobs (ok or failed)."""
+        return set(self.finished())
+
+    def ok(self) -> set[str]:
+        """Keys of jobs that finished without error."""
+        return {k for k, status in self.finished().items() if status == "ok"}
 
     def commit(self, run_id: str, key: str, rows: dict[str, list[dict]], status: str) -> Path:
         """Write a job's rows to staging, then move the folder into ``jobs/`` in one rename."""

@@ -139,6 +139,27 @@ def _mean_sem(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.where(n > 1, sd / np.sqrt(np.maximum(n, 1)), 0.0)
 
 
+def _band_plot(curves: dict[str, np.ndarray], grid: np.ndarray, ylabel: str, title: str,
+               stem: Path) -> None:
+    """Mean over repeats and a 95 % band per algorithm against simulated hours; PNG and SVG."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for name, c in curves.items():
+        mean, sem = _mean_sem(c)
+        ax.plot(grid / 3600, mean, label=name)
+        ax.fill_between(grid / 3600, mean - 1.96 * sem, mean + 1.96 * sem, alpha=0.2)
+    ax.set_xscale("log")
+    ax.set_xlabel("simulated wall-clock time (hours)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    for ext in ("png", "svg"):
+        fig.savefig(f"{stem}.{ext}", dpi=120)
+    plt.close(fig)
+
+
 def _final(curves: np.ndarray) -> np.ndarray:
     return curves[:, -1]
 
@@ -161,20 +182,8 @@ def write_report(table: Tabular, runs: dict[str, np.ndarray], out: str | Path, *
     first = np.nanmin(table.elapsed[:, :, -1]) if np.isfinite(table.elapsed).any() else 1.0
     grid = np.geomspace(max(first, 1e-3), budget_seconds, 200)
     curves = regret_curves(table, runs, grid)
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    for name, c in curves.items():
-        mean, sem = _mean_sem(c)
-        ax.plot(grid / 3600, mean, label=name)
-        ax.fill_between(grid / 3600, mean - 1.96 * sem, mean + 1.96 * sem, alpha=0.2)
-    ax.set_xscale("log")
-    ax.set_xlabel("simulated wall-clock time (hours)")
-    ax.set_ylabel(f"regret of test {table.metric}")
-    ax.set_title(f"{table.space} on {table.task}, {workers} workers")
-    ax.legend()
-    fig.tight_layout()
-    for ext in ("png", "svg"):
-        fig.savefig(out / f"regret.{ext}", dpi=120)
-    plt.close(fig)
+    _band_plot(curves, grid, f"regret of test {table.metric}",
+               f"{table.space} on {table.task}, {workers} workers", out / "regret")
 
     if np.isfinite(table.latency_ms).any():
         _multi_objective_plots(table, runs, out, grid, workers)
@@ -229,20 +238,9 @@ def _multi_objective_plots(table: Tabular, runs, out: Path, grid: np.ndarray,
     from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
     hv_grid = np.geomspace(grid[0], grid[-1], 50)
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    for name, c in hypervolume_curves(table, runs, hv_grid).items():
-        mean, sem = _mean_sem(c)
-        ax.plot(hv_grid / 3600, mean, label=name)
-        ax.fill_between(hv_grid / 3600, mean - 1.96 * sem, mean + 1.96 * sem, alpha=0.2)
-    ax.set_xscale("log")
-    ax.set_xlabel("simulated wall-clock time (hours)")
-    ax.set_ylabel(f"hypervolume (val {table.metric}, latency)")
-    ax.set_title(f"{table.space} on {table.task}, {workers} workers")
-    ax.legend()
-    fig.tight_layout()
-    for ext in ("png", "svg"):
-        fig.savefig(out / f"hypervolume.{ext}", dpi=120)
-    plt.close(fig)
+    _band_plot(hypervolume_curves(table, runs, hv_grid), hv_grid,
+               f"hypervolume (val {table.metric}, latency)",
+               f"{table.space} on {table.task}, {workers} workers", out / "hypervolume")
 
     def front(v, lat):
         ok = ~np.isnan(v) & ~np.isnan(lat)
