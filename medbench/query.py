@@ -136,7 +136,7 @@ def run(store: Store, *, task: str | None = None, space: str | None = None,
 
     task = _choose_task(store, task)
     if task is None:
-        rel = store.con.sql("SELECT NULL::VARCHAR AS task WHERE false")
+        rel = store.relation("SELECT NULL::VARCHAR AS task WHERE false")
         return QueryResult(rel, None, "dice", None, runtime, threads, batch,
                            notes=["the tables hold no results yet"])
     if space is not None:
@@ -161,28 +161,17 @@ def run(store: Store, *, task: str | None = None, space: str | None = None,
         device = device[0] if device else None
         reason = "the device with the most measurements for this task" if device else ""
 
-    result = QueryResult(store.con.sql("SELECT 1"), task, metric, device, runtime, threads,
-                         batch, device_reason=reason)
+    notes = []
     if device is None:
-        result.notes.append(f"no latency measured for {task} with {runtime}, {threads} "
-                            f"thread(s), batch {batch}")
-
+        notes.append(f"no latency measured for {task} with {runtime}, {threads} thread(s), "
+                     f"batch {batch}")
+        if pareto:
+            notes.append("Pareto front taken on (val metric, params) for lack of latency")
     sql, args = _compile(views, task, metric, space, method, device, runtime, threads, batch,
                          latency_ms, energy_mj, params, min_metric, sort, limit, pareto,
                          pareto_on_latency=device is not None)
-    if pareto and device is None:
-        result.notes.append("Pareto front taken on (val metric, params) for lack of latency")
-    try:
-        result.relation = store.con.sql(sql, params=args)
-    except Exception as e:  # noqa: BLE001 - translate DuckDB errors in one place
-        import duckdb
-
-        from medbench.store import _translate
-
-        if isinstance(e, duckdb.Error):
-            raise _translate(e) from None
-        raise
-    return result
+    return QueryResult(store.relation(sql, args), task, metric, device, runtime, threads,
+                       batch, device_reason=reason, notes=notes)
 
 
 def _choose_task(store: Store, task: str | None) -> str | None:

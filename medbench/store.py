@@ -219,7 +219,7 @@ class Store:
         self.con.execute("CREATE OR REPLACE TEMP TABLE _catalog (task VARCHAR, collection VARCHAR,"
                          " dims INTEGER, label_kind VARCHAR, modality VARCHAR)")
         self.con.executemany("INSERT INTO _catalog VALUES (?, ?, ?, ?, ?)", known)
-        return self._rel("""
+        return self.relation("""
             SELECT k.task,
                    coalesce(t.collection, k.collection) AS collection,
                    coalesce(t.dims, k.dims) AS dims,
@@ -240,7 +240,7 @@ class Store:
         self.views("spaces", "architectures")
         rows = ", ".join(f"({_quote(s.space)}, {_quote(s.description)})"
                          for s in catalog.SPACES.values())
-        return self._rel(f"""
+        return self.relation(f"""
             WITH k AS (SELECT * FROM (VALUES {rows}) v(space, description)
                        UNION ALL BY NAME
                        SELECT space, description FROM spaces
@@ -255,7 +255,7 @@ class Store:
     def devices(self) -> duckdb.DuckDBPyRelation:
         """Every measured device with how many hardware rows it has."""
         self.views("devices", "hardware")
-        return self._rel("""
+        return self.relation("""
             SELECT d.*, coalesce(h.n, 0) AS n_measurements
             FROM devices d LEFT JOIN (SELECT device, count(*) AS n FROM hardware GROUP BY device) h
                  USING (device)
@@ -330,9 +330,10 @@ class Store:
         except duckdb.Error as e:
             raise _translate(e) from None
 
-    def _rel(self, sql: str) -> duckdb.DuckDBPyRelation:
+    def relation(self, sql: str, params: list | None = None) -> duckdb.DuckDBPyRelation:
+        """A relation of trusted SQL built by medbench; DuckDB errors become medbench errors."""
         try:
-            return self.con.sql(sql)
+            return self.con.sql(sql, params=params) if params else self.con.sql(sql)
         except duckdb.Error as e:
             raise _translate(e) from None
 
