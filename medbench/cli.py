@@ -160,9 +160,9 @@ def info(
         if fmt == Format.json:
             import json
 
-            from medbench.output import _plain
+            from medbench.output import plain
 
-            doc = {name: [{c: _plain(v) for c, v in zip(rel.columns, row)}
+            doc = {name: [{c: plain(v) for c, v in zip(rel.columns, row)}
                           for row in rel.fetchall()] for name, rel in facts.items()}
             print(json.dumps(doc, indent=1))
             return

@@ -12,7 +12,7 @@ from typing import IO
 
 from medbench.errors import BadValueError
 
-__all__ = ["Format", "emit", "format_value", "to_arrow"]
+__all__ = ["Format", "emit", "format_value", "plain", "to_arrow"]
 
 
 def to_arrow(relation):
@@ -39,13 +39,14 @@ def format_value(value: object) -> str:
     return str(value)
 
 
-def _plain(value: object) -> object:
+def plain(value: object) -> object:
+    """A value as JSON can hold it: NaN to None, dates to ISO text, lists element-wise."""
     if isinstance(value, float) and math.isnan(value):
         return None
     if isinstance(value, (datetime, date)):
         return value.isoformat()
     if isinstance(value, list):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value
 
 
@@ -68,14 +69,14 @@ def emit(relation, fmt: Format, *, title: str | None = None, caption: str | None
     columns = list(relation.columns)
     rows = relation.fetchall()
     if fmt == Format.json:
-        stream.write(json.dumps([{c: _plain(v) for c, v in zip(columns, r)} for r in rows],
+        stream.write(json.dumps([{c: plain(v) for c, v in zip(columns, r)} for r in rows],
                                 indent=1) + "\n")
     elif fmt == Format.csv:
         w = csv.writer(stream, lineterminator="\n")
         w.writerow(columns)
         for r in rows:
-            w.writerow("" if v is None else json.dumps(_plain(v)) if isinstance(v, list)
-                       else _plain(v) for v in r)
+            w.writerow("" if v is None else json.dumps(plain(v)) if isinstance(v, list)
+                       else plain(v) for v in r)
     else:
         _table(columns, rows, title, caption, hide, stream)
     return len(rows)
