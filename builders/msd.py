@@ -154,8 +154,8 @@ def load_task(task: str, data_root: str | Path | None, cache_dir: str | Path = "
 
 
 def transforms(spatial_size: tuple[int, int, int], train: bool):
-    """MONAI transforms: load, channel first, z-normalise non-zero voxels, pad; flips and
-    intensity jitter for training."""
+    """MONAI transforms: load, channel first, z-normalise non-zero voxels, pad; a left-right
+    flip and intensity jitter for training."""
     from monai import transforms as T
 
     keys = ["image", "label"]
@@ -165,10 +165,11 @@ def transforms(spatial_size: tuple[int, int, int], train: bool):
            T.SpatialPadd(keys, spatial_size=spatial_size)]
     if not train:
         return T.Compose(pre)
+    # Flips along axis 0 only: on MSD hippocampus axis 1 runs anterior-posterior and the two
+    # labels are its two ends (their centroids lie 16-20 voxels apart along it), so flipping
+    # it (or the vertical axis 2) would move a label's part to where the other one lies.
     return T.Compose(pre + [
         T.RandFlipd(keys, prob=0.5, spatial_axis=0),
-        T.RandFlipd(keys, prob=0.5, spatial_axis=1),
-        T.RandFlipd(keys, prob=0.5, spatial_axis=2),
         T.RandScaleIntensityd("image", factors=0.1, prob=0.5),
         T.RandShiftIntensityd("image", offsets=0.1, prob=0.5),
     ])

@@ -1,6 +1,6 @@
 """Release finished builder jobs into ``tables/``: dedup on keys, add files, refresh the manifest.
 
-    python -m builders.release runs/unet3d/msd_hippocampus/e40 [--tables tables]
+    python -m builders.release runs/unet3d/msd_hippocampus/v1.1-e40 [--tables tables]
 
 Every job folder under ``<work>/jobs/`` is a small tables-format folder. For each table, the
 rows of all jobs are united, rows whose key is already released (or repeated across jobs:

@@ -9,7 +9,7 @@ validation and test parts of the committed split. Jobs are committed one by one 
 run it in chunks (``--limit-jobs``) and release finished jobs with ``python -m builders.release``.
 
 Recipe (the same for every architecture): whole volumes z-normalised on non-zero voxels and
-zero-padded to 48x64x48, random flips on all axes and +-10 % intensity scale/shift; DiceCE
+zero-padded to 48x64x48, a random left-right flip and +-10 % intensity scale/shift; DiceCE
 loss (softmax, background included); AdamW (lr 2e-3, weight decay 1e-5) with a cosine
 schedule to 0 over the epochs; batch 4; the final epoch's weights are evaluated (no
 selection on validation or test).
@@ -33,7 +33,7 @@ from medbench.errors import MedbenchError
 
 __all__ = ["Recipe", "VERSION", "plan", "train_and_evaluate", "main"]
 
-VERSION = "1.0"
+VERSION = "1.1"  # 1.0: LeakyReLU and flips on all axes; classes collapsed
 BUILDER = "builders.unet3d"
 SPATIAL = (48, 64, 48)
 #: The unet3d architecture that is the nnU-Net-style DynUNet, layer for layer.
@@ -266,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         recipe = Recipe(epochs=args.epochs, spatial_size=tuple(args.spatial))
         # The recipe names the work folder, so jobs of another recipe are never "finished".
         size = "x".join(map(str, recipe.spatial_size))
-        work = WorkDir(f"{args.work}/{task_id.replace('/', '_')}/e{recipe.epochs}" +
+        work = WorkDir(f"{args.work}/{task_id.replace('/', '_')}/v{VERSION}-e{recipe.epochs}" +
                        ("" if recipe.spatial_size == SPATIAL else f"-{size}"))
         jobs = [Job(j.key, {**j.args, "recipe": asdict(recipe)}) for j in jobs]
         if args.dry_run:

@@ -109,7 +109,9 @@ def test_builder_resumes_and_release_is_idempotent(tiny_msd, tmp_path):
     base = ["--data-root", str(tiny_msd), "--archs", "2", "--seeds", "0", "1", "--epochs", "2",
             "--spatial", "16", "16", "16", "--work", str(work), "--splits-dir", str(splits),
             "--threads", "1"]
-    jobs = work / "msd_hippocampus" / "e2-16x16x16" / "jobs"
+    from builders.unet3d import VERSION
+
+    jobs = work / "msd_hippocampus" / f"v{VERSION}-e2-16x16x16" / "jobs"
     assert main([*base, "--limit-jobs", "1"]) == 0
     assert len(list(jobs.iterdir())) == 1
     # A killed run leaves a staging folder: the next run removes it and redoes nothing done.

@@ -2,8 +2,8 @@
 
 The reference that ``unet3d`` architectures are compared with on MSD tasks: five levels,
 3x3x3 kernels, strides (1, 2, 2, 2, 2), filters 32-64-128-256-320 (nnU-Net's doubling with
-its 320 cap), instance norm and LeakyReLU, two convolutions per level, no residual blocks, no
-deep supervision (so that it trains with exactly the recipe of every other architecture).
+its 320 cap), affine instance norm and LeakyReLU(0.01) as nnU-Net, two convolutions per
+level, no residual blocks, no deep supervision (so that it trains with exactly the recipe of every other architecture).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ KWARGS = {
     "strides": [1, 2, 2, 2, 2],
     "upsample_kernel_size": [2, 2, 2, 2],
     "filters": [32, 64, 128, 256, 320],
-    "norm_name": "instance",
+    "norm_name": ["instance", {"affine": True}],
     "act_name": ["leakyrelu", {"inplace": True, "negative_slope": 0.01}],
     "res_block": False,
     "deep_supervision": False,
@@ -39,5 +39,6 @@ def build(in_channels: int, out_channels: int):
     """The reference network (imports torch and MONAI)."""
     from monai.networks.nets import DynUNet
 
-    kwargs = {**KWARGS, "act_name": tuple(KWARGS["act_name"])}
+    kwargs = {**KWARGS, "act_name": tuple(KWARGS["act_name"]),
+              "norm_name": tuple(KWARGS["norm_name"])}
     return DynUNet(3, in_channels, out_channels, **kwargs)

@@ -12,14 +12,14 @@ transposed convolution restores full resolution. It has 3, 4 or 5 resolution lev
 
 The decoder mirrors the encoder: at each level a transposed convolution (stride 2) brings the
 level below up, its output is concatenated with the skip connection, and the level's own
-blocks follow. Normalisation is instance norm and the activation LeakyReLU(0.01), as in
-nnU-Net and MONAI's ``DynUNet``. The first block of every level but the first downsamples
+blocks follow. Normalisation is instance norm and the activation PReLU, as in MONAI's
+``UNet``. The first block of every level but the first downsamples
 with stride 2, so inputs must be divisible by ``2 ** (levels - 2 + stride)``.
 
 Size: 32 choices per level, so 32**3 + 32**4 + 32**5 (stride 1) + 32**3 + 32**4 (stride 2)
 = 35,717,120 architectures, from U-Nets that run in a few milliseconds on a CPU to ones
 larger than nnU-Net's for this task (``s1|c32-64-128-256-320|k3-3-3-3-3|b1-1-1-1-1|r0-0-0-0-0``
-is MONAI's ``DynUNet`` configured nnU-Net-style, layer for layer).
+has the convolutions of MONAI's ``DynUNet`` configured nnU-Net-style).
 
 ``arch_id`` spells the choices, level by level, e.g. ``s2|c8-16-32|k3-5-3|b1-2-1|r0-1-0``;
 ``arch_index`` is the position in a mixed-radix enumeration (variants (stride, levels) in
