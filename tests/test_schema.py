@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -146,4 +145,3 @@ def test_manifest_describes_every_file(release):
                                                 "evaluations", "costs", "hardware"}
     ev = next(f for f in m["files"] if f["table"] == "evaluations")
     assert ev["rows"] == 10 and ev["schema_version"] == SCHEMA_VERSION
-    assert pa.ipc is not None
