@@ -38,8 +38,16 @@ def release(work: str | Path, tables: str | Path, name: str | None = None) -> di
         if (work / "jobs").is_dir() else []
     if not jobs:
         raise MedbenchError(f"no finished job under {work}/jobs")
-    name = name or f"release-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
     released = list_table_files(tables)
+    if name is None:
+        # Unique among the released files: two releases in one second must not share a name
+        # (write_rows refuses to overwrite, and a shared name once dropped released rows).
+        stems = {Path(f).stem for files in released.values() for f in files}
+        name = base = f"release-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
+        n = 1
+        while name in stems:
+            n += 1
+            name = f"{base}-{n}"
     added: dict[str, int] = {}
     con = duckdb.connect()
     try:

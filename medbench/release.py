@@ -12,7 +12,7 @@ import io
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from medbench.errors import BadValueError
+from medbench.errors import BadValueError, MedbenchError
 from medbench.manifest import atomic_write_bytes, write_manifest
 from medbench.schema import arrow_schema, get_table, partition_dir
 
@@ -60,7 +60,7 @@ def to_arrow(table: str, rows: Iterable[Mapping] | object):
 
 
 def write_rows(root: str | Path, table: str, rows: Iterable[Mapping] | object,
-               name: str) -> list[Path]:
+               name: str, replace: bool = False) -> list[Path]:
     """Write rows of ``table`` under ``root/<table>/<partition>/<name>.parquet``.
 
     Args:
@@ -68,6 +68,8 @@ def write_rows(root: str | Path, table: str, rows: Iterable[Mapping] | object,
         table: table name of the schema.
         rows: dicts or a pyarrow Table.
         name: file stem, unique per writing job (e.g. the run id).
+        replace: overwrite a file of the same name; by default that is an error, so two
+            writers that pick the same name can never silently drop each other's rows.
 
     Returns:
         The files written, one per partition present in ``rows``.
@@ -93,6 +95,10 @@ def write_rows(root: str | Path, table: str, rows: Iterable[Mapping] | object,
         path = Path(root) / table / sub / f"{name}.parquet"
         buf = io.BytesIO()
         pq.write_table(part, buf, **PARQUET_OPTIONS)
-        atomic_write_bytes(path, buf.getvalue())
+        try:
+            atomic_write_bytes(path, buf.getvalue(), replace=replace)
+        except FileExistsError:
+            raise MedbenchError(f"{path} exists; a file of released rows is never "
+                                "overwritten (choose another name)") from None
         written.append(path)
     return written

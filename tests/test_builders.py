@@ -159,3 +159,50 @@ def test_same_seed_gives_the_same_curve(tiny_msd, tmp_path):
                                "cpu", "r", {}) for _ in range(2)]
     losses = [[c["train_loss"] for c in r["curves"]] for r in runs]
     assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+
+
+def test_releases_within_one_second_keep_every_row(tmp_path, monkeypatch):
+    """Two releases stamped with the same second once shared a file name, and the second
+    overwrote the first's runs file: released rows vanished. Names are unique now."""
+    import sys
+    from datetime import datetime as real_datetime
+
+    import builders.release as rel
+    from builders.jobs import Job, WorkDir, run_jobs
+    from medbench.validate import validate
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from kill_target import run
+
+    class FrozenClock(real_datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return real_datetime(2026, 1, 1, 12, 0, 0, tzinfo=tz)
+
+    monkeypatch.setattr(rel, "datetime", FrozenClock)
+    work, tables = WorkDir(tmp_path / "work"), tmp_path / "tables"
+    jobs = [Job(f"{i}-s0", {"arch": f"a{i}", "index": i, "seed": 0}) for i in range(3)]
+    for n in (1, 2, 3):  # each round finishes one more job and releases at the same "second"
+        run_jobs(work, jobs[:n], run, builder="tests.kill_target", version="0", device="test")
+        rel.release(work.root, tables)
+        report = validate(tables)
+        assert report.ok, report.problems
+    stems = sorted(p.stem for p in (tables / "runs").rglob("*.parquet"))
+    assert stems == ["release-20260101T120000", "release-20260101T120000-2",
+                     "release-20260101T120000-3"]
+    import medbench
+
+    with medbench.open(tables) as store:
+        assert store.sql("SELECT count(*) FROM runs").fetchall()[0][0] == 3
+        assert store.sql("SELECT count(*) FROM evaluations").fetchall()[0][0] == 3
+
+
+def test_write_rows_never_overwrites_by_default(tmp_path):
+    from medbench.release import write_rows
+
+    row = {"run_id": "r", "builder": "b", "builder_version": "0", "status": "ok"}
+    write_rows(tmp_path, "runs", [row], "same")
+    with pytest.raises(MedbenchError, match="never overwritten"):
+        write_rows(tmp_path, "runs", [{**row, "run_id": "s"}], "same")
+    assert not [p for p in (tmp_path / "runs").iterdir() if p.suffix == ".tmp"]
+    write_rows(tmp_path, "runs", [{**row, "run_id": "s"}], "same", replace=True)
