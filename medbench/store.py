@@ -11,7 +11,6 @@ The connection is locked down: DuckDB may read the tables' folder and nothing el
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +20,7 @@ import duckdb
 from medbench import catalog
 from medbench.errors import ReadOnlyError, TableError, UnknownNameError
 from medbench.manifest import MANIFEST_NAME, check_manifest_shape, list_table_files, load_manifest
+from medbench.remote import is_url, load_httpfs
 from medbench.schema import TABLE_NAMES, TABLES, Table, partition_segment
 
 if TYPE_CHECKING:
@@ -40,10 +40,6 @@ def default_tables_path() -> str:
     if env:
         return env
     return str(Path(__file__).resolve().parent.parent / "tables")
-
-
-def _is_url(path: str) -> bool:
-    return "://" in path
 
 
 def _quote(text: str) -> str:
@@ -67,19 +63,33 @@ class Store:
         root: folder (or URL) holding ``<table>/**/*.parquet`` and ``MANIFEST.json``.
         files: Parquet files per table, relative to ``root``.
         manifest: the parsed manifest, if the release has one.
+        fs: for a URL, the fsspec filesystem that reads it (None: DuckDB's httpfs).
     """
 
-    def __init__(self, root: str, files: dict[str, list[str]], manifest: dict | None):
+    def __init__(self, root: str, files: dict[str, list[str]], manifest: dict | None,
+                 fs: Any = None):
         self.root = root
         self.files = files
         self.manifest = manifest
+        self.fs = fs
         self._views: set[str] = set()
         self.con = duckdb.connect(":memory:", config={
             "autoinstall_known_extensions": False,
             "autoload_known_extensions": False,
         })
         try:
-            allowed = root if _is_url(root) else str(Path(root).resolve()) + os.sep
+            if is_url(root):
+                if fs is not None:
+                    # DuckDB's file cache reads a registered filesystem's files whole; off,
+                    # only the footer and the column chunks a query needs are fetched.
+                    self.con.execute("SET enable_external_file_cache = false")
+                    self.con.execute("SET parquet_metadata_cache = true")  # footers once
+                    self.con.register_filesystem(fs)
+                else:
+                    load_httpfs(self.con, root)
+                allowed = root.rstrip("/") + "/"
+            else:
+                allowed = str(Path(root).resolve()) + os.sep
             self.con.execute(f"SET allowed_directories = [{_quote(allowed)}]")
             self.con.execute("SET enable_external_access = false")
             self.con.execute("SET lock_configuration = true")
@@ -106,7 +116,7 @@ class Store:
     # -- views --------------------------------------------------------------------------------
 
     def _path(self, rel: str) -> str:
-        if _is_url(self.root):
+        if is_url(self.root):
             return self.root.rstrip("/") + "/" + rel
         return str(Path(self.root).resolve() / rel)
 
@@ -270,12 +280,18 @@ class Store:
 
     def resolve_task(self, name: str) -> str:
         """Canonical task id of ``name`` (an alias, a catalogue task or a task in the tables)."""
-        return catalog.resolve_task(name, extra=self.known("task", "tasks")
-                                    + self.known("task", "evaluations"))
+        try:  # the catalogue first: no table is read for a catalogued task
+            return catalog.resolve_task(name)
+        except UnknownNameError:
+            return catalog.resolve_task(name, extra=self.known("task", "tasks")
+                                        + self.known("task", "evaluations"))
 
     def resolve_space(self, name: str) -> str:
         """Canonical space name; lists the known spaces when ``name`` is not one."""
-        return catalog.resolve_space(name, extra=self.known("space", "architectures"))
+        try:
+            return catalog.resolve_space(name)
+        except UnknownNameError:
+            return catalog.resolve_space(name, extra=self.known("space", "architectures"))
 
     def resolve_device(self, name: str) -> str:
         """A measured device id; lists the measured devices when ``name`` is not one."""
@@ -352,13 +368,19 @@ def _translate(e: duckdb.Error) -> Exception:
     return MedbenchError(msg)
 
 
-def open(path_or_url: str | os.PathLike | None = None) -> Store:  # noqa: A001 - like gzip.open
+def open(path_or_url: str | os.PathLike | None = None,  # noqa: A001 - like gzip.open
+         storage_options: dict[str, Any] | None = None, filesystem: Any = None) -> Store:
     """Open a medbench release.
 
     Args:
         path_or_url: a folder with ``<table>/**/*.parquet`` (and normally ``MANIFEST.json``),
-            or a URL DuckDB can read whose ``MANIFEST.json`` lists the files. ``None`` opens
-            ``$MEDBENCH_TABLES`` or the tables bundled with medbench.
+            or a URL (``s3://bucket/prefix``, ``https://...``) whose ``MANIFEST.json`` lists
+            the files; see :mod:`medbench.remote`. ``None`` opens ``$MEDBENCH_TABLES`` or the
+            tables bundled with medbench.
+        storage_options: for a URL, options of its fsspec filesystem (e.g. ``{"anon": True}``
+            or ``{"endpoint_url": ...}`` for S3).
+        filesystem: for a URL, an fsspec filesystem to read it with (overrides
+            ``storage_options``).
 
     Returns:
         A :class:`Store`. Opening reads the manifest only; Parquet files are read by queries.
@@ -367,10 +389,15 @@ def open(path_or_url: str | os.PathLike | None = None) -> Store:  # noqa: A001 -
         TableError: if the manifest is unreadable or lists a file that is missing.
     """
     root = str(path_or_url) if path_or_url is not None else default_tables_path()
-    if _is_url(root):
-        manifest = _load_remote_manifest(root)
-        files = _files_from_manifest(manifest)
-        return Store(root, files, manifest)
+    if root.startswith("file://"):
+        root = root[len("file://"):]
+    if is_url(root):
+        from medbench import remote
+
+        fs = filesystem if filesystem is not None else remote.filesystem(root, storage_options)
+        where = root.rstrip("/") + "/" + MANIFEST_NAME
+        manifest = check_manifest_shape(remote.load_json(where, fs), where)
+        return Store(root, _files_from_manifest(manifest), manifest, fs)
     if not Path(root).is_dir():
         raise TableError(f"no tables folder at {root}")
     manifest = load_manifest(root)
@@ -391,18 +418,3 @@ def _files_from_manifest(manifest: dict) -> dict[str, list[str]]:
     for entry in manifest["files"]:
         files.setdefault(entry["table"], []).append(entry["path"])
     return {k: sorted(v) for k, v in files.items()}
-
-
-def _load_remote_manifest(url: str) -> dict:
-    where = url.rstrip("/") + "/" + MANIFEST_NAME
-    con = duckdb.connect(":memory:")
-    try:
-        text = con.execute("SELECT content FROM read_text(?)", [where]).fetchall()[0][0]
-    except duckdb.Error as e:
-        raise TableError(f"cannot read {where}: {one_line(e)}") from None
-    finally:
-        con.close()
-    try:
-        return check_manifest_shape(json.loads(text), where)
-    except json.JSONDecodeError as e:
-        raise TableError(f"{where} is not valid JSON: {e}") from None
