@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from builders.jobs import Job, WorkDir, run_jobs
+from builders.jobs import Job, WorkDir, add_backend_args, run_jobs
 from medbench.catalog import resolve_task
 from medbench.errors import MedbenchError
 
@@ -431,6 +431,7 @@ def main(argv: list[str] | None = None) -> int:
                     "blocks of the architectures that would be measured")
     ap.add_argument("--fit-lut", action="store_true", help="fit the table's overhead on the "
                     "measured networks in --tables and predict the unmeasured ones")
+    add_backend_args(ap)
     args = ap.parse_args(argv)
     if args.fit_lut:
         return _fit_main(args)
@@ -453,6 +454,13 @@ def main(argv: list[str] | None = None) -> int:
                                 f"{args.tables}; use --plan or --only")
         cuda = args.device.startswith("cuda")
         device_row = probe_device(args.device_name, cuda)
+        # Timings taken side by side would slow each other: on this machine one job at a
+        # time; on Ray each task holds a whole node (``--workers`` nodes of this kind at once).
+        if args.backend == "local" and args.workers != 1:
+            raise MedbenchError("latency is measured one job at a time on a machine: "
+                                "--workers > 1 needs --backend ray (one job per node)")
+        placement = {"backend": args.backend, "workers": args.workers,
+                     "cpus_per_job": os.cpu_count() or 1}
         method = energy_method(cuda, args.tdp_watts, args.rapl_root)
         work = WorkDir(Path(args.work) / device_row["device"] / task.replace("/", "_"))
         settings = {"runtimes": args.runtimes, "threads": args.threads, "repeats": args.repeats,
@@ -469,6 +477,10 @@ def main(argv: list[str] | None = None) -> int:
                 {"blocks": keys[i:i + 64], **lut_settings}) for i in range(0, len(keys), 64)]
 
             def run_lut(job: Job, run_id: str) -> dict[str, list[dict]]:
+                here = probe_device(args.device_name, cuda)["device"]
+                if here != device_row["device"]:
+                    raise MedbenchError(f"job ran on {here}, this build measures "
+                                        f"{device_row['device']}")
                 rows = measure_blocks(job.args["blocks"], shape, args.threads, args.repeats)
                 return {"latency_lut": [{**r, "space": "unet3d", "task": task,
                                          "device": device_row["device"],
@@ -479,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
             counts = run_jobs(WorkDir(Path(args.work) / device_row["device"] /
                                       (task.replace("/", "_") + "-lut")), jobs, run_lut,
                               builder=BUILDER, version=VERSION, device=device_row["device"],
-                              describe=lambda j: f"{len(j.args['blocks'])} blocks")
+                              describe=lambda j: f"{len(j.args['blocks'])} blocks", **placement)
             print(json.dumps({**counts, "blocks": len(keys), "device": device_row["device"]}))
             return 0
         jobs = []
@@ -490,6 +502,10 @@ def main(argv: list[str] | None = None) -> int:
                             {"archs": chunk, **settings}))
 
         def run(job: Job, run_id: str) -> dict[str, list[dict]]:
+            here = probe_device(args.device_name, cuda)["device"]
+            if here != device_row["device"]:  # a Ray task placed on another kind of node
+                raise MedbenchError(f"job ran on {here}, this build measures "
+                                    f"{device_row['device']}")
             results, meta, control = measure_chunk(
                 [tuple(a) for a in job.args["archs"]], shape, args.runtimes, args.threads,
                 args.repeats, args.device, method, args.tdp_watts, args.rapl_root)
@@ -508,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
 
         counts = run_jobs(work, jobs, run, builder=BUILDER, version=VERSION,
                           device=device_row["device"],
-                          describe=lambda j: f"{len(j.args['archs'])} archs")
+                          describe=lambda j: f"{len(j.args['archs'])} archs", **placement)
     except MedbenchError as e:
         print(f"builders.hardware: error: {e}", file=sys.stderr)
         return 2

@@ -17,11 +17,12 @@ import shutil
 import subprocess
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from medbench.errors import BadValueError
 from medbench.release import write_rows
 
 __all__ = ["Job", "WorkDir", "git_commit", "device_name", "run_jobs"]
@@ -123,10 +124,110 @@ def _now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
+def _attempt(run: Callable[[Job, str], dict[str, list[dict]]], job: Job, run_id: str) -> dict:
+    """Run one job where the backend puts it; never raises (a failure is a result)."""
+    started, t0 = _now(), time.perf_counter()
+    try:
+        rows = run(job, run_id)
+        status, error = "ok", None
+    except Exception as e:  # noqa: BLE001 - a failed job is recorded, not fatal
+        rows, status = {}, "failed"
+        error = (traceback.format_exception_only(type(e), e)[-1].strip())[:500]
+    # job.args comes back too: a job may note facts about its run there (runs.args).
+    return {"rows": rows, "status": status, "error": error, "started": started,
+            "finished": _now(), "seconds": time.perf_counter() - t0, "args": job.args}
+
+
+def _failed(job: Job, error: BaseException) -> dict:
+    """The result of a job whose worker died (the backend raised instead of returning)."""
+    text = (traceback.format_exception_only(type(error), error)[-1].strip())[:500]
+    now = _now()
+    return {"rows": {}, "status": "failed", "error": f"worker lost: {text}", "started": now,
+            "finished": now, "seconds": 0.0, "args": job.args}
+
+
+BACKENDS = ("local", "ray")
+
+
+def _execute(todo: list[tuple[Job, str]], run, backend: str, workers: int,
+             cpus_per_job: float, on_start: Callable[[Job], None] = lambda job: None,
+             ) -> Iterator[tuple[Job, str, dict]]:
+    """Yield ``(job, run_id, result)`` as jobs finish, on the chosen backend.
+
+    ``local`` with one worker runs jobs in this process, in order; with more, in a pool of
+    worker processes (``run`` must then pickle: a module-level function or a partial of one).
+    ``ray`` submits Ray tasks to the cluster at ``$RAY_ADDRESS``, or to a local one started
+    here; ``workers`` bounds the jobs in flight and each task reserves ``cpus_per_job``.
+    Whatever the backend, only this process commits job folders. ``on_start(job)`` is
+    called as each job is started or submitted.
+    """
+    if backend not in BACKENDS:
+        raise BadValueError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    if workers < 1:
+        raise BadValueError(f"--workers must be at least 1 (got {workers})")
+    if backend == "local" and workers == 1:
+        for job, run_id in todo:
+            on_start(job)
+            yield job, run_id, _attempt(run, job, run_id)
+        return
+    if backend == "local":
+        import multiprocessing
+        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+        # spawn: torch and fork do not mix; every worker imports the builder afresh.
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            pending = {}
+            for job, run_id in todo:
+                on_start(job)
+                pending[pool.submit(_attempt, run, job, run_id)] = (job, run_id)
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    job, run_id = pending.pop(future)
+                    try:
+                        result = future.result()
+                    except Exception as e:  # noqa: BLE001 - a crashed worker process
+                        result = _failed(job, e)
+                    yield job, run_id, result
+        return
+    yield from _execute_ray(todo, run, workers, cpus_per_job, on_start)
+
+
+def _execute_ray(todo, run, workers: int, cpus_per_job: float, on_start):
+    try:
+        import ray
+    except ImportError:
+        raise BadValueError("--backend ray needs Ray: pip install 'medbench[ray]'") from None
+    started_here = not ray.is_initialized()
+    if started_here:
+        address = os.environ.get("RAY_ADDRESS")
+        kwargs = {} if address else {"num_cpus": max(1, int(workers * cpus_per_job))}
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, **kwargs)
+    try:
+        task = ray.remote(num_cpus=cpus_per_job, max_retries=0)(_attempt)
+        queue, pending = list(todo), {}
+        while queue or pending:
+            while queue and len(pending) < workers:
+                job, run_id = queue.pop(0)
+                on_start(job)
+                pending[task.remote(run, job, run_id)] = (job, run_id)
+            done, _ = ray.wait(list(pending), num_returns=1)
+            job, run_id = pending.pop(done[0])
+            try:
+                result = ray.get(done[0])
+            except Exception as e:  # noqa: BLE001 - a worker that died
+                result = _failed(job, e)
+            yield job, run_id, result
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
 def run_jobs(work: WorkDir, jobs: Iterable[Job], run: Callable[[Job, str], dict[str, list[dict]]],
              *, builder: str, version: str, device: str, retry_failed: bool = True,
-             describe: Callable[[Job], str] = lambda j: j.key) -> dict:
-    """Run the jobs not finished yet, one at a time, committing each on completion.
+             describe: Callable[[Job], str] = lambda j: j.key, backend: str = "local",
+             workers: int = 1, cpus_per_job: float = 1) -> dict:
+    """Run the jobs not finished yet, committing each one as soon as it finishes.
 
     Args:
         work: the work folder.
@@ -135,6 +236,9 @@ def run_jobs(work: WorkDir, jobs: Iterable[Job], run: Callable[[Job, str], dict[
         builder, version, device: written to each job's ``runs`` row.
         retry_failed: run again jobs whose earlier attempt failed.
         describe: a short label of a job for the progress bar.
+        backend: ``local`` (this process, or a process pool) or ``ray``; see :func:`_execute`.
+        workers: jobs run at the same time.
+        cpus_per_job: CPUs a Ray task reserves.
 
     Returns:
         Counts: ``{"ran": n, "ok": n, "failed": n, "skipped": n, "seconds": s}``.
@@ -147,30 +251,33 @@ def run_jobs(work: WorkDir, jobs: Iterable[Job], run: Callable[[Job, str], dict[
     todo = [j for j in jobs if j.key not in finished]
     counts = {"ran": 0, "ok": 0, "failed": 0, "skipped": len(jobs) - len(todo), "seconds": 0.0}
     commit = git_commit()
+    stamp = f"{_now():%Y%m%dT%H%M%S}"
+    named = [(job, f"{builder.split('.')[-1]}-{job.key}-{stamp}") for job in todo]
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn(
             "{task.completed}/{task.total}"), TimeElapsedColumn()) as bar:
         task = bar.add_task(builder, total=len(todo))
-        for job in todo:
-            bar.update(task, description=f"{builder} {describe(job)}")
-            run_id = f"{builder.split('.')[-1]}-{job.key}-{_now():%Y%m%dT%H%M%S}"
-            started, t0 = _now(), time.perf_counter()
-            try:
-                rows = run(job, run_id)
-                status, error = "ok", None
-            except Exception as e:  # noqa: BLE001 - a failed job is recorded, not fatal
-                rows, status = {}, "failed"
-                error = (traceback.format_exception_only(type(e), e)[-1].strip())[:500]
-            seconds = time.perf_counter() - t0
+        started = lambda job: bar.update(task, description=f"{builder} {describe(job)}")  # noqa: E731
+        for job, run_id, r in _execute(named, run, backend, workers, cpus_per_job, started):
+            rows = r["rows"]
             n_rows = sum(len(v) for k, v in rows.items() if k not in ("runs",))
             rows.setdefault("runs", []).append({
                 "run_id": run_id, "builder": builder, "builder_version": version,
-                "git_commit": commit, "args": json.dumps(job.args, sort_keys=True),
-                "seed": job.args.get("seed"), "device": device, "status": status,
-                "error": error, "started_at": started, "finished_at": _now(),
-                "seconds": seconds, "rows_written": n_rows})
-            work.commit(run_id, job.key, rows, status)
+                "git_commit": commit, "args": json.dumps(r["args"], sort_keys=True),
+                "seed": job.args.get("seed"), "device": device, "status": r["status"],
+                "error": r["error"], "started_at": r["started"], "finished_at": r["finished"],
+                "seconds": r["seconds"], "rows_written": n_rows})
+            work.commit(run_id, job.key, rows, r["status"])
             counts["ran"] += 1
-            counts[status] += 1
-            counts["seconds"] += seconds
+            counts[r["status"]] += 1
+            counts["seconds"] += r["seconds"]
             bar.advance(task)
     return counts
+
+
+def add_backend_args(ap) -> None:
+    """The ``--backend`` and ``--workers`` options every builder shares."""
+    ap.add_argument("--backend", choices=BACKENDS, default="local",
+                    help="where jobs run: this machine (default) or a Ray cluster "
+                         "($RAY_ADDRESS, else a local one)")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="jobs at the same time (local: worker processes; ray: tasks in flight)")

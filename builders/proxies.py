@@ -297,6 +297,15 @@ def proxy_rows(task, space: str, arch_id: str, seed: int, batch_size: int,
             "tasks": [task.tasks_row([task.n_channels, *spatial], run_id)]}
 
 
+def proxy_job(job, run_id: str, *, task, batch_size: int, spatial: tuple[int, int, int],
+              threads: int, cache: dict) -> dict[str, list]:
+    """One job of the build, wherever the backend runs it (module level, so it pickles)."""
+    if threads:
+        torch.set_num_threads(threads)
+    return proxy_rows(task, job.args["space"], job.args["arch_id"], job.args["seed"],
+                      batch_size, spatial, run_id, cache)
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m builders.proxies --task hippocampus --data-root ../shared/data/msd``:
     proxies for every architecture with results in ``--tables`` (and ``--plan`` N)."""
@@ -306,7 +315,9 @@ def main(argv: list[str] | None = None) -> int:
     from pathlib import Path
 
     from builders.hardware import architectures_to_measure
-    from builders.jobs import Job, WorkDir, device_name, run_jobs
+    from functools import partial
+
+    from builders.jobs import Job, WorkDir, add_backend_args, device_name, run_jobs
     from builders.unet3d import SPATIAL
     from medbench.catalog import resolve_task
     from medbench.errors import MedbenchError
@@ -322,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", default="runs/proxies")
     ap.add_argument("--splits-dir", default=None)
     ap.add_argument("--threads", type=int, default=0)
+    add_backend_args(ap)
     args = ap.parse_args(argv)
     try:
         from builders import msd
@@ -331,8 +343,6 @@ def main(argv: list[str] | None = None) -> int:
         if not archs:
             raise MedbenchError(f"no architecture with results for {task_id} in "
                                 f"{args.tables}; use --plan")
-        if args.threads:
-            torch.set_num_threads(args.threads)
         task = msd.load_task(task_id, args.data_root, splits_dir=Path(args.splits_dir)
                              if args.splits_dir else msd.SPLITS_DIR)
         spatial = tuple(args.spatial)
@@ -342,12 +352,15 @@ def main(argv: list[str] | None = None) -> int:
                 for space, arch_id in archs for seed in args.seeds]
         work = WorkDir(Path(args.work) / task_id.replace("/", "_") /
                        f"b{args.batch_size}-{'x'.join(map(str, spatial))}")
-        cache: dict = {}
-        counts = run_jobs(work, jobs, lambda job, run_id: proxy_rows(
-            task, job.args["space"], job.args["arch_id"], job.args["seed"], args.batch_size,
-            spatial, run_id, cache), builder=BUILDER, version=VERSION,
-            device=device_name("cpu"), describe=lambda j: f"{j.args['arch_id']} "
-                                                          f"seed {j.args['seed']}")
+        threads = args.threads or (1 if args.workers > 1 or args.backend == "ray" else 0)
+        if threads:
+            torch.set_num_threads(threads)
+        counts = run_jobs(work, jobs, partial(proxy_job, task=task, batch_size=args.batch_size,
+                                              spatial=spatial, threads=threads, cache={}),
+                          builder=BUILDER, version=VERSION, device=device_name("cpu"),
+                          describe=lambda j: f"{j.args['arch_id']} seed {j.args['seed']}",
+                          backend=args.backend, workers=args.workers,
+                          cpus_per_job=threads or 1)
     except MedbenchError as e:
         print(f"builders.proxies: error: {e}", file=sys.stderr)
         return 2

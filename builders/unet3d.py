@@ -25,9 +25,10 @@ import json
 import sys
 import time
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
-from builders.jobs import Job, WorkDir, device_name, run_jobs
+from builders.jobs import Job, WorkDir, add_backend_args, device_name, run_jobs
 from medbench.catalog import resolve_task
 from medbench.errors import MedbenchError
 
@@ -226,6 +227,17 @@ def _macs(net, in_channels: int, spatial: tuple[int, int, int], device) -> int:
     return int(counter.get_total_flops() // 2)
 
 
+def train_job(job: Job, run_id: str, *, task, recipe: Recipe, device: str, threads: int,
+              cache: dict) -> dict[str, list[dict]]:
+    """One job of the build, wherever the backend runs it (module level, so it pickles)."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    return train_and_evaluate(task, job.args["space"], job.args["arch_id"], job.args["seed"],
+                              recipe, device, run_id, cache)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m builders.unet3d", description=__doc__.split(
         "\n\n")[0])
@@ -250,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--splits-dir", default=None, help="folder of split files (default: "
                     "builders/splits, committed)")
     ap.add_argument("--dry-run", action="store_true", help="list the jobs and exit")
+    add_backend_args(ap)
     args = ap.parse_args(argv)
     from medbench.spaces import unet3d
 
@@ -278,22 +291,21 @@ def main(argv: list[str] | None = None) -> int:
 
         from builders import msd
 
-        if args.threads:
-            torch.set_num_threads(args.threads)
         device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
         task = msd.load_task(task_id, args.data_root, splits_dir=Path(args.splits_dir)
                              if args.splits_dir else msd.SPLITS_DIR)
         if args.limit_jobs:
             finished = work.ok()
             jobs = [j for j in jobs if j.key not in finished][:args.limit_jobs]
-        cache: dict = {}
+        threads = args.threads or (1 if args.workers > 1 or args.backend == "ray" else 0)
+        if threads:
+            torch.set_num_threads(threads)
         counts = run_jobs(
-            work, jobs,
-            lambda job, run_id: train_and_evaluate(task, job.args["space"], job.args["arch_id"],
-                                                   job.args["seed"], recipe, device, run_id,
-                                                   cache),
+            work, jobs, partial(train_job, task=task, recipe=recipe, device=device,
+                                threads=threads, cache={}),
             builder=BUILDER, version=VERSION, device=device_name(device),
-            describe=lambda j: f"{j.args['arch_id']} seed {j.args['seed']}")
+            describe=lambda j: f"{j.args['arch_id']} seed {j.args['seed']}",
+            backend=args.backend, workers=args.workers, cpus_per_job=threads or 1)
     except MedbenchError as e:
         print(f"builders.unet3d: error: {e}", file=sys.stderr)
         return 2

@@ -206,3 +206,47 @@ def test_write_rows_never_overwrites_by_default(tmp_path):
         write_rows(tmp_path, "runs", [{**row, "run_id": "s"}], "same")
     assert not [p for p in (tmp_path / "runs").iterdir() if p.suffix == ".tmp"]
     write_rows(tmp_path, "runs", [{**row, "run_id": "s"}], "same", replace=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["local", "ray"])
+def test_parallel_backends_build_the_same_rows(backend, tiny_msd, tmp_path):
+    """Two jobs at once, in a local process pool or as Ray tasks on a local Ray instance:
+    every job committed once by the driver, a rerun skips them all, the release is valid."""
+    if backend == "ray":
+        pytest.importorskip("ray")
+    import medbench
+    from builders.release import release
+    from builders.unet3d import VERSION, main
+    from medbench.validate import validate
+
+    work = tmp_path / "work"
+    base = ["--data-root", str(tiny_msd), "--archs", "2", "--seeds", "0", "1", "--epochs", "1",
+            "--spatial", "16", "16", "16", "--work", str(work), "--splits-dir",
+            str(tmp_path / "splits")]
+    jobs = work / "msd_hippocampus" / f"v{VERSION}-e1-16x16x16" / "jobs"
+    assert main([*base, "--backend", backend, "--workers", "2", "--limit-jobs", "3"]) == 0
+    assert len(list(jobs.iterdir())) == 3
+    assert main([*base, "--backend", backend, "--workers", "2"]) == 0  # the fourth only
+    keys = [json.loads((d / "job.json").read_text()) for d in jobs.iterdir()]
+    assert sorted(k["key"] for k in keys) == sorted({k["key"] for k in keys})
+    assert len(keys) == 4 and {k["status"] for k in keys} == {"ok"}
+    assert main(base) == 0 and len(list(jobs.iterdir())) == 4  # all done: nothing runs
+    tables = tmp_path / "tables"
+    added = release(jobs.parent, tables)
+    assert added["evaluations"] == 4 and added["runs"] == 4
+    assert validate(tables).ok
+    with medbench.open(tables) as store:
+        pids = store.sql("SELECT count(DISTINCT run_id) FROM evaluations").fetchall()[0][0]
+    assert pids == 4
+
+
+def test_unknown_backend_and_bad_workers_are_one_line(tiny_msd, tmp_path, capsys):
+    from builders.unet3d import main
+
+    base = ["--data-root", str(tiny_msd), "--archs", "1", "--seeds", "0", "--epochs", "1",
+            "--spatial", "16", "16", "16", "--work", str(tmp_path / "w"), "--splits-dir",
+            str(tmp_path / "splits")]
+    assert main([*base, "--workers", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--workers must be at least 1" in err[0]
