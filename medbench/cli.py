@@ -222,6 +222,30 @@ def validate() -> None:
         raise typer.Exit(2)
 
 
+report_app = typer.Typer(help="Reports computed from the tables.", no_args_is_help=True,
+                         rich_markup_mode=None)
+app.add_typer(report_app, name="report")
+
+
+@report_app.command("validation")
+def report_validation(
+    out: Annotated[str, typer.Option(help="Folder for validation.md and its figures.")
+                   ] = "reports/validation",
+    splits_dir: Annotated[Optional[str], typer.Option(
+        help="Folder of committed split files (default: builders/splits).")] = None,
+    data_root: Annotated[Optional[str], typer.Option(
+        help="Data folder (TaskXX_Name/...): also check that no image recurs across splits."
+    )] = None,
+) -> None:
+    """Seed variability, val-vs-test agreement, distributions and split hygiene per task."""
+    from medbench.validation_report import write_report
+
+    with _open() as store:
+        md = write_report(store, out, splits_dir, data_root)
+    print(md.read_text(), end="")
+    _note(f"report written to {md.parent}/")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app; print user errors as one line and exit 2."""
     try:  # typer >= 0.29 carries its own click

@@ -71,7 +71,6 @@ def generate(store) -> str:
             continue
         best = max(rows, key=lambda r: (r[f"val_{m}"] or -1.0))
         ref = [r for r in rows if r["space"] == "dynunet"]
-        stds = [r[f"val_{m}_std"] for r in rows if r[f"val_{m}_std"] is not None]
         out += ["", f"**{task}** (metric: {m}; selection by mean validation {m} over seeds):",
                 "",
                 f"- best architecture: `{best['space']}` `{best['arch_id']}` "
@@ -84,10 +83,11 @@ def generate(store) -> str:
                        f"{_fmt(r[f'test_{m}_std'])}")
         else:
             out.append("- DynUNet reference: not trained yet")
-        if stds:
-            out.append(f"- seed-to-seed standard deviation of val {m}: mean "
-                       f"{_fmt(sum(stds) / len(stds))}, max {_fmt(max(stds))} over "
-                       f"{len(stds)} architectures with 2+ seeds")
+        from medbench.validation_report import summary_lines, validate_task
+
+        out += ["- validation report (`medbench report validation`; figures in "
+                "[reports/validation](reports/validation/validation.md)):"]
+        out += ["  " + line for line in summary_lines(validate_task(store, task))]
         for (args,) in store.fetchall("SELECT args FROM runs WHERE builder = "
                                       "'builders.hardware' AND args LIKE '{\"fit_lut%' "
                                       "ORDER BY run_id"):

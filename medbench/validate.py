@@ -208,6 +208,8 @@ def _table_problems(store, t: Table) -> list[str]:
             if task in TASKS and metric != default_metric(task):
                 out.append(f"{task} has metric {metric!r}; the catalogue ranks it by "
                            f"{default_metric(task)!r}")
+    if t.name == "evaluations":
+        out += _seed_gaps(q)
     for ref in t.references:
         on = " AND ".join(f'a."{c}" = b."{tc}"' for c, tc in zip(ref.columns, ref.target_columns))
         not_null = " AND ".join(f'a."{c}" IS NOT NULL' for c in ref.columns)
@@ -219,6 +221,34 @@ def _table_problems(store, t: Table) -> list[str]:
             out.append(f"{rows[0][-1]} row(s) whose {', '.join(ref.columns)} has no row in "
                        f"{ref.table} (e.g. {example})")
     return out
+
+
+def _seed_gaps(q) -> list[str]:
+    """Seeds an architecture lacks below its highest seed, where other architectures of the
+    same task, space and method have them, and no failed run of that seed explains the gap.
+
+    Builders run an architecture's seeds in order, so a partial build lacks only top seeds;
+    a missing seed in the middle means lost rows, unless its run failed (a ``runs`` row with
+    status ``failed``, the seed and the architecture in its arguments).
+    """
+    rows = q("""
+        WITH planned AS (SELECT DISTINCT task, space, method, seed FROM evaluations),
+        top AS (SELECT task, space, method, arch_id, max(seed) AS top FROM evaluations
+                GROUP BY ALL),
+        expected AS (SELECT t.task, t.space, t.method, t.arch_id, p.seed
+                     FROM top t JOIN planned p USING (task, space, method)
+                     WHERE p.seed < t.top),
+        gaps AS (SELECT x.* FROM expected x ANTI JOIN evaluations e
+                 USING (task, space, method, arch_id, seed))
+        SELECT g.task, g.space, g.arch_id, g.method, g.seed, count(*) OVER ()
+        FROM gaps g ANTI JOIN (SELECT seed, args FROM runs WHERE status = 'failed') r
+             ON r.seed = g.seed AND contains(r.args, g.arch_id)
+        ORDER BY ALL LIMIT 1""")
+    if not rows:
+        return []
+    task, space, arch, method, seed, n = rows[0]
+    return [f"{n} seed gap(s) no failed run explains (e.g. {task} {space} {arch} {method} "
+            f"lacks seed {seed} but has a higher one)"]
 
 
 def _first_line(e: BaseException) -> str:

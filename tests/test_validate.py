@@ -127,6 +127,12 @@ def manifest_row_count(release):
     (release / "MANIFEST.json").write_text(json.dumps(m))
 
 
+def seed_gap(release):
+    # a-small keeps seed 1 but loses seed 0, and no failed run says why.
+    rewrite(release, "evaluations", lambda t: t.filter(pa.compute.invert(pa.compute.and_(
+        pa.compute.equal(t.column("arch_id"), "a-small"), pa.compute.equal(t.column("seed"), 0)))))
+
+
 def manifest_garbage(release):
     (release / "MANIFEST.json").write_text("{not json")
 
@@ -134,7 +140,7 @@ def manifest_garbage(release):
 FAULTS = [flip_byte, truncate, drop_column, duplicate_key, dice_out_of_range, nan_metric,
           per_class_out_of_range, per_class_nan, orphan_run_id, orphan_architecture, unknown_device,
           bad_allowed_value, null_key, wrong_type, metric_not_the_catalogues, wrong_partition_folder, missing_file, unlisted_file,
-          manifest_row_count, manifest_garbage]
+          manifest_row_count, manifest_garbage, seed_gap]
 
 EXPECTED = {
     "flip_byte": "sha256 differs", "truncate": "bytes, the manifest says",
@@ -149,6 +155,7 @@ EXPECTED = {
     "missing_file": "listed in the manifest but missing",
     "unlisted_file": "not listed in the manifest", "manifest_row_count": "rows, the manifest",
     "manifest_garbage": "not a readable JSON manifest",
+    "seed_gap": "lacks seed 0 but has a higher one",
 }
 
 
@@ -176,4 +183,25 @@ def test_fault_count(release, tmp_path):
         root = build_release(tmp_path / f"r{i}")
         fault(root)
         caught += not validate(root).ok
-    assert caught == len(FAULTS) == 20
+    assert caught == len(FAULTS) == 21
+
+
+def test_a_failed_run_explains_a_seed_gap(release):
+    from medbench.release import write_rows
+
+    seed_gap(release)
+    write_rows(release, "runs", [{"run_id": "run-failed", "builder": "tests",
+                                  "builder_version": "0", "status": "failed", "seed": 0,
+                                  "args": json.dumps({"arch_id": "a-small", "seed": 0}),
+                                  "error": "RuntimeError: out of memory"}], "failed")
+    write_manifest(release)
+    report = validate(release)
+    assert report.ok, report.problems
+
+
+def test_missing_top_seeds_are_a_partial_build_not_a_gap(release):
+    # b-mid loses its highest seed: seeds 0.. are still contiguous.
+    rewrite(release, "evaluations", lambda t: t.filter(pa.compute.invert(pa.compute.and_(
+        pa.compute.equal(t.column("arch_id"), "b-mid"), pa.compute.equal(t.column("seed"), 1)))))
+    report = validate(release)
+    assert report.ok, report.problems

@@ -1,0 +1,265 @@
+"""The validation report: how far a release's numbers can be trusted, task by task.
+
+    medbench report validation [--out reports/validation] [--splits-dir builders/splits]
+                               [--data-root ../shared/data/msd]
+
+In the spirit of a clinical validation report, for every task with results:
+
+- **seed-to-seed variability**: the standard deviation of the validation metric over seeds
+  of each architecture, and how it compares with the spread between architectures;
+- **validation-vs-test agreement**: Spearman and Kendall rank correlations between the
+  architectures' mean validation and mean test metric, and where the validation-selected
+  architecture ranks on test; a search sees validation numbers only, so this says whether
+  its choices hold on unseen cases;
+- **distribution** of the metric over architectures (quantiles, and a histogram);
+- **split hygiene**, checked against the committed split file: no case in two splits, the
+  sizes and the file's sha256 equal to those in the ``tasks`` table, and (with the data at
+  hand) no image file repeated across splits under another name;
+- **subgroups**: per-subgroup results where the data set carries subgroup labels.
+
+Writes ``validation.md`` and one PNG per task; :func:`summary_lines` gives the figures that
+the datasheet's generated section quotes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from medbench.errors import MedbenchError
+
+__all__ = ["TaskValidation", "validate_task", "split_hygiene", "write_report", "summary_lines",
+           "default_splits_dir"]
+
+
+def default_splits_dir() -> Path:
+    """``builders/splits`` of the source checkout medbench runs from."""
+    return Path(__file__).resolve().parent.parent / "builders" / "splits"
+
+
+@dataclass
+class TaskValidation:
+    """The figures of one task (mean over seeds per architecture unless said otherwise)."""
+
+    task: str
+    metric: str
+    n_archs: int
+    n_rows: int
+    val: list[float]                      # per architecture, mean over seeds
+    test: list[float]                     # same order; NaN where no test value
+    seed_std: list[float]                 # per architecture with 2+ seeds
+    spearman: float | None = None
+    kendall: float | None = None
+    selected: str | None = None           # best by mean validation metric
+    selected_test_rank: int | None = None  # its rank by mean test metric (1 = best)
+    n_test_ranked: int = 0
+    hygiene: list[str] = field(default_factory=list)
+    hygiene_ok: bool | None = None
+    subgroups: str = ""
+
+
+def _per_arch(store, task: str, metric: str) -> list[tuple]:
+    rows = store.fetchall(f"""
+        SELECT space || ' ' || arch_id || ' ' || method AS name,
+               avg(val_{metric}), avg(test_{metric}), stddev_samp(val_{metric}), count(*)
+        FROM evaluations WHERE task = ? AND val_{metric} IS NOT NULL
+        GROUP BY ALL ORDER BY name""", [task])
+    return rows
+
+
+def validate_task(store, task: str, splits_dir: str | Path | None = None,
+                  data_root: str | Path | None = None) -> TaskValidation:
+    """Every figure of the report for one task of the release open in ``store``."""
+    import math
+
+    from medbench import catalog
+
+    store.views("evaluations", "tasks")
+    row = store.fetchone("SELECT metric FROM tasks WHERE task = ?", [task])
+    metric = (row[0] if row and row[0] else None) or catalog.default_metric(task)
+    rows = _per_arch(store, task, metric)
+    v = TaskValidation(task, metric, len(rows), sum(r[4] for r in rows),
+                       [r[1] for r in rows], [math.nan if r[2] is None else r[2] for r in rows],
+                       [r[3] for r in rows if r[4] >= 2 and r[3] is not None])
+    paired = [(r[0], r[1], r[2]) for r in rows if r[2] is not None]
+    if rows:
+        v.selected = max(rows, key=lambda r: r[1])[0]
+    if len(paired) >= 3:
+        from scipy import stats
+
+        vals = [p[1] for p in paired]
+        tests = [p[2] for p in paired]
+        v.spearman = float(stats.spearmanr(vals, tests).statistic)
+        v.kendall = float(stats.kendalltau(vals, tests).statistic)
+    if paired and v.selected is not None:
+        by_test = sorted(paired, key=lambda p: -p[2])
+        names = [p[0] for p in by_test]
+        v.n_test_ranked = len(names)
+        if v.selected in names:
+            v.selected_test_rank = names.index(v.selected) + 1
+    v.hygiene_ok, v.hygiene = split_hygiene(store, task, splits_dir, data_root)
+    v.subgroups = ("none: the data set carries no subgroup labels (e.g. sex, age, site) "
+                   "for its cases, so no per-subgroup results can be given")
+    return v
+
+
+def split_hygiene(store, task: str, splits_dir: str | Path | None = None,
+                  data_root: str | Path | None = None) -> tuple[bool | None, list[str]]:
+    """(ok, findings) of the task's committed split; ok is None when there is no split file.
+
+    Checks that no case is in two splits, that the split sizes and the file's sha256 equal
+    the ``tasks`` row, and, given ``data_root`` (the folder of ``TaskXX_Name/``), that every
+    case's image exists and that no image file's bytes recur in two splits.
+    """
+    store.views("tasks")
+    row = store.fetchone("SELECT n_train, n_val, n_test, split_sha256, split FROM tasks "
+                         "WHERE task = ?", [task])
+    folder = Path(splits_dir) if splits_dir else default_splits_dir()
+    path = folder / f"{task.replace('/', '_')}.json"
+    if row is None:
+        return None, ["no tasks row: the split cannot be checked"]
+    if not path.is_file():
+        return None, [f"no split file {path} (the task's split: {row[4] or 'not recorded'})"]
+    raw = path.read_bytes()
+    split = json.loads(raw)
+    found, ok = [], True
+    names = {k: set(split.get(k, ())) for k in ("train", "val", "test")}
+    for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
+        both = names[a] & names[b]
+        if both:
+            ok = False
+            found.append(f"{len(both)} case(s) in both {a} and {b}: {sorted(both)[:3]}")
+    for k in names:
+        if len(names[k]) != len(split.get(k, ())):
+            ok = False
+            found.append(f"{k} lists a case twice")
+    sizes = tuple(len(split.get(k, ())) for k in ("train", "val", "test"))
+    if sizes != tuple(row[:3]):
+        ok = False
+        found.append(f"split sizes {sizes} differ from the tasks row {tuple(row[:3])}")
+    digest = hashlib.sha256(raw).hexdigest()
+    if row[3] and digest != row[3]:
+        ok = False
+        found.append(f"{path.name} sha256 {digest[:12]}… differs from the tasks row "
+                     f"{row[3][:12]}…: the results were made with another split")
+    if ok:
+        found.append(f"{path.name}: train/val/test {sizes[0]}/{sizes[1]}/{sizes[2]} cases, "
+                     "disjoint, sizes and sha256 equal to the tasks row")
+    if data_root is not None:
+        ok = _check_images(task, Path(data_root), split, found) and ok
+    return ok, found
+
+
+def _check_images(task: str, data_root: Path, split: dict, found: list[str]) -> bool:
+    from medbench import catalog
+
+    info = catalog.TASKS.get(task)
+    folder = next((p for p in sorted(data_root.glob("Task*")) if info and p.name.lower()
+                   .endswith(info.name.lower())), None) if data_root.is_dir() else None
+    if folder is None:
+        found.append(f"images not checked: no Task folder for {task} under {data_root}")
+        return True
+    digests: dict[str, tuple[str, str]] = {}
+    missing, repeated = [], []
+    for part, cases in split.items():
+        for case in cases:
+            image = folder / "imagesTr" / f"{case}.nii.gz"
+            if not image.is_file():
+                missing.append(case)
+                continue
+            d = hashlib.sha256(image.read_bytes()).hexdigest()
+            if d in digests and digests[d][0] != part:
+                repeated.append(f"{digests[d][1]} ({digests[d][0]}) = {case} ({part})")
+            digests.setdefault(d, (part, case))
+    if missing:
+        found.append(f"{len(missing)} case(s) of the split have no image: {missing[:3]}")
+    if repeated:
+        found.append(f"{len(repeated)} image(s) repeated across splits: {repeated[:3]}")
+    if not missing and not repeated:
+        found.append(f"{len(digests)} image files hashed: none repeated across splits")
+    return not missing and not repeated
+
+
+def _q(values: list[float], q: float) -> float:
+    import numpy as np
+
+    return float(np.quantile(np.asarray(values, float), q))
+
+
+def _fmt(x: float | None, digits: int = 3) -> str:
+    return "–" if x is None else f"{x:.{digits}f}"
+
+
+def summary_lines(v: TaskValidation) -> list[str]:
+    """The figures of one task as Markdown bullet points (the datasheet quotes these)."""
+    m = v.metric
+    out = [f"- {v.n_archs} architectures, {v.n_rows} evaluations; val {m} over architectures "
+           f"(mean over seeds): min {_fmt(min(v.val))}, median {_fmt(_q(v.val, .5))}, "
+           f"max {_fmt(max(v.val))}" if v.val else f"- no {m} results"]
+    if v.seed_std:
+        spread = _q(v.val, .75) - _q(v.val, .25)
+        out.append(f"- seed-to-seed std of val {m}: median {_fmt(_q(v.seed_std, .5))}, max "
+                   f"{_fmt(max(v.seed_std))} over {len(v.seed_std)} architectures with 2+ "
+                   f"seeds (interquartile range between architectures: {_fmt(spread)})")
+    if v.spearman is not None:
+        out.append(f"- val-vs-test rank agreement over {v.n_test_ranked} architectures: "
+                   f"Spearman {_fmt(v.spearman)}, Kendall tau {_fmt(v.kendall)}; the "
+                   f"validation-selected architecture ranks {v.selected_test_rank} of "
+                   f"{v.n_test_ranked} on test")
+    verdict = {True: "passed", False: "FAILED", None: "not checked"}[v.hygiene_ok]
+    out.append(f"- split hygiene {verdict}: " + "; ".join(v.hygiene))
+    out.append(f"- subgroups: {v.subgroups}")
+    return out
+
+
+def _plot(v: TaskValidation, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 3, figsize=(13, 3.8))
+    ax[0].hist(v.val, bins=min(20, max(5, len(v.val))), color="#4878a8")
+    ax[0].set(title=f"val {v.metric} over architectures", xlabel=f"mean val {v.metric}",
+              ylabel="architectures")
+    pairs = [(a, b) for a, b in zip(v.val, v.test) if b == b]
+    if pairs:
+        xs, ys = zip(*pairs)
+        ax[1].scatter(xs, ys, s=14, color="#4878a8")
+        lo, hi = min(xs + ys), max(xs + ys)
+        ax[1].plot([lo, hi], [lo, hi], color="grey", lw=0.8, ls="--")
+    title = "val vs test" + (f" (Kendall tau {v.kendall:.2f})" if v.kendall is not None else "")
+    ax[1].set(title=title, xlabel=f"mean val {v.metric}", ylabel=f"mean test {v.metric}")
+    if v.seed_std:
+        ax[2].hist(v.seed_std, bins=min(20, max(5, len(v.seed_std))), color="#a86848")
+    ax[2].set(title="seed-to-seed std", xlabel=f"std of val {v.metric} over seeds",
+              ylabel="architectures")
+    fig.suptitle(v.task)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90, metadata={"Software": None})
+    plt.close(fig)
+
+
+def write_report(store, out: str | Path, splits_dir: str | Path | None = None,
+                 data_root: str | Path | None = None) -> Path:
+    """Write ``validation.md`` and one PNG per task under ``out``; returns the Markdown path."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    store.views("evaluations")
+    tasks = [t for (t,) in store.fetchall("SELECT DISTINCT task FROM evaluations ORDER BY 1")]
+    if not tasks:
+        raise MedbenchError("no evaluation rows in the tables: nothing to report")
+    lines = ["# medbench validation report", "",
+             "Generated by `medbench report validation` from the tables; see "
+             "`medbench/validation_report.py` for what each figure means.", ""]
+    for task in tasks:
+        v = validate_task(store, task, splits_dir, data_root)
+        png = f"{task.replace('/', '_')}.png"
+        _plot(v, out / png)
+        lines += [f"## {task} (metric: {v.metric})", "", *summary_lines(v), "",
+                  f"![{task}]({png})", ""]
+    md = out / "validation.md"
+    md.write_text("\n".join(lines))
+    return md

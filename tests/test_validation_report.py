@@ -1,0 +1,130 @@
+"""medbench report validation on the tiny synthetic release (see conftest.py)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+from conftest import ARCHS, TASK, one_line_error
+
+import medbench
+from medbench.validation_report import split_hygiene, summary_lines, validate_task
+
+
+def write_split(folder: Path, overlap: int = 0, sizes=(156, 52, 52)) -> Path:
+    names = [f"hippocampus_{i:03d}" for i in range(sum(sizes))]
+    n_train, n_val, _ = sizes
+    split = {"train": names[:n_train], "val": names[n_train:n_train + n_val],
+             "test": names[n_train + n_val:]}
+    split["test"][:overlap] = split["train"][:overlap]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "msd_hippocampus.json"
+    path.write_text(json.dumps(split))
+    return path
+
+
+def test_figures_of_a_task(release, tmp_path):
+    write_split(tmp_path / "splits")
+    with medbench.open(release) as store:
+        v = validate_task(store, TASK, tmp_path / "splits")
+    # 5 standalone architectures and one supernet row: each (space, arch, method) is one.
+    assert v.n_archs == 6 and v.n_rows == sum(len(a[0]) for a in ARCHS.values()) + 1
+    # The tiny release ranks every architecture the same on val and test.
+    assert v.spearman == pytest.approx(1.0) and v.kendall == pytest.approx(1.0)
+    assert v.selected == "unet3d c-large standalone" and v.selected_test_rank == 1
+    two_seeds = [a for a in ARCHS.values() if len(a[0]) == 2]
+    assert len(v.seed_std) == len(two_seeds)
+    assert v.seed_std == pytest.approx([0.02 / 2 ** 0.5] * len(two_seeds))
+    assert v.hygiene_ok is True
+    text = "\n".join(summary_lines(v))
+    assert "Spearman 1.000" in text and "split hygiene passed" in text
+    assert "ranks 1 of 6 on test" in text
+
+
+def test_rank_disagreement_is_measured(release, tmp_path):
+    from medbench.release import write_rows
+
+    # Another task where test order reverses val order for three architectures.
+    rows = [{"space": "unet3d", "arch_id": a, "task": "msd/heart", "method": "standalone",
+             "seed": 0, "val_dice": v, "test_dice": t, "run_id": "run-test"}
+            for a, v, t in (("a-small", 0.9, 0.5), ("b-mid", 0.8, 0.6), ("c-large", 0.7, 0.7))]
+    write_rows(release, "evaluations", rows, "heart")
+    (release / "MANIFEST.json").unlink()
+    with medbench.open(release) as store:
+        v = validate_task(store, "msd/heart", tmp_path / "nowhere")
+    assert v.spearman == pytest.approx(-1.0) and v.kendall == pytest.approx(-1.0)
+    assert v.selected_test_rank == 3 and v.seed_std == []
+    assert v.hygiene_ok is None  # no tasks row, no split file: said, not passed
+
+
+def test_split_hygiene_finds_overlap_size_and_checksum_problems(release, tmp_path):
+    write_split(tmp_path / "a", overlap=2)
+    with medbench.open(release) as store:
+        ok, found = split_hygiene(store, TASK, tmp_path / "a")
+        assert ok is False and any("2 case(s) in both train and test" in f for f in found)
+        write_split(tmp_path / "b", sizes=(150, 55, 55))
+        ok, found = split_hygiene(store, TASK, tmp_path / "b")
+        assert ok is False and any("differ from the tasks row" in f for f in found)
+
+
+def test_split_hygiene_checks_the_sha256_in_the_tasks_row(tmp_path):
+    from conftest import build_release
+
+    from medbench.release import write_rows
+
+    root = build_release(tmp_path / "t")
+    path = write_split(tmp_path / "s")
+    other = hashlib.sha256(b"another split").hexdigest()
+    for sha, expect in ((hashlib.sha256(path.read_bytes()).hexdigest(), True), (other, False)):
+        for f in (root / "tasks").rglob("*.parquet"):
+            f.unlink()
+        write_rows(root, "tasks", [{"task": TASK, "collection": "msd", "name": "hippocampus",
+                                    "dims": 3, "label_kind": "segmentation", "n_classes": 3, "n_train": 156,
+                                    "n_val": 52, "n_test": 52, "metric": "dice",
+                                    "split_sha256": sha, "run_id": "run-test"}], "t")
+        (root / "MANIFEST.json").unlink(missing_ok=True)
+        with medbench.open(root) as store:
+            ok, found = split_hygiene(store, TASK, tmp_path / "s")
+        assert ok is expect, found
+        if not expect:
+            assert any("made with another split" in f for f in found)
+
+
+def test_repeated_images_across_splits_are_found(release, tmp_path):
+    path = write_split(tmp_path / "s")
+    split = json.loads(path.read_text())
+    images = tmp_path / "data" / "Task04_Hippocampus" / "imagesTr"
+    images.mkdir(parents=True)
+    for part, cases in split.items():
+        for case in cases:
+            (images / f"{case}.nii.gz").write_bytes(case.encode())
+    # The first test case is a copy of the first train case under another name.
+    (images / f"{split['test'][0]}.nii.gz").write_bytes(split["train"][0].encode())
+    with medbench.open(release) as store:
+        ok, found = split_hygiene(store, TASK, tmp_path / "s", tmp_path / "data")
+    assert ok is False
+    assert any("1 image(s) repeated across splits" in f and split["test"][0] in f
+               for f in found)
+
+
+def test_cli_writes_the_report(release, tmp_path, cli):
+    write_split(tmp_path / "splits")
+    out = tmp_path / "report"
+    r = cli(release, "report", "validation", "--out", str(out), "--splits-dir",
+            str(tmp_path / "splits"))
+    assert r.code == 0, r.err
+    assert "## msd/hippocampus" in r.out and "Kendall tau 1.000" in r.out
+    assert (out / "validation.md").read_text() == r.out
+    png = (out / "msd_hippocampus.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+
+
+def test_cli_report_on_empty_tables_is_one_line(tmp_path, cli):
+    from medbench.release import write_manifest
+
+    (tmp_path / "empty").mkdir()
+    write_manifest(tmp_path / "empty")
+    r = cli(tmp_path / "empty", "report", "validation", "--out", str(tmp_path / "o"))
+    assert one_line_error(r), r.err
