@@ -25,7 +25,7 @@ def test_generated_section_reports_counts_compute_and_results(release):
     assert "| tests | 0 | 1 | 0 |" in section  # builder, version, jobs ok, failed
     assert "best architecture: `unet3d` `c-large`" in section
     assert "DynUNet reference: not trained yet" in section
-    assert "seed-to-seed standard deviation" in section
+    assert "seed-to-seed std of val dice" in section and "val-vs-test rank agreement" in section
     assert "fastest 1.00 ms (`e-oneseed`)" in section
 
 
