@@ -84,7 +84,7 @@ def toy(n=40, seeds=3, epochs=4, rng=0):
     return table(val, elapsed, configs=configs)
 
 
-@pytest.mark.parametrize("name", ["rs", "re", "ls"])
+@pytest.mark.parametrize("name", ["rs", "re", "ls", "sh", "hb"])
 def test_searchers_find_the_known_optimum(name):
     t = toy()
     s = make_searcher(name, n_archs=t.n_archs, max_epochs=t.max_epochs,
@@ -94,7 +94,7 @@ def test_searchers_find_the_known_optimum(name):
     assert traj.incumbent_test[-1] == pytest.approx(np.mean(t.test[-1]))
 
 
-@pytest.mark.parametrize("name", ["rs", "re", "ls", "asha"])
+@pytest.mark.parametrize("name", ["rs", "re", "ls", "asha", "sh", "hb"])
 def test_searchers_never_read_test_metrics(name):
     runs = []
     for test in (None, np.random.default_rng(9).uniform(size=(40, 3))):
@@ -331,3 +331,53 @@ def test_hypervolume_grows_to_the_true_fronts():
     assert (hv[:, 1] <= upper + 1e-9).all()
     assert hv[:, 1] == pytest.approx(HV(ref_point=np.array([0.0, 44.0]))(
         np.c_[-val, t.latency_ms]), rel=0.05)
+
+
+def test_hyperband_brackets_and_synchronous_rungs():
+    from medbench.simulate.searchers import Hyperband
+
+    t = toy(n=40, epochs=9)
+    s = Hyperband(n_archs=t.n_archs, max_epochs=9, rng=np.random.default_rng(0), eta=3)
+    assert s.s_max == 2
+    # bracket 2: 9 archs at 1 epoch, 3 at 3, 1 at 9; bracket 1: 5 at 3, 1 at 9 (rounded
+    # down from 5/3); bracket 0: 3 at 9
+    assert s._plan(2) == [(9, 1), (3, 3), (1, 9)]
+    assert s._plan(1) == [(5, 3), (1, 9)]
+    assert s._plan(0) == [(3, 9)]
+    traj = simulate(t, s, workers=4, budget_seconds=10**6, rng=np.random.default_rng(1))
+    first = traj.epochs[:9 + 3 + 1 + 5 + 1 + 3].tolist()
+    assert first == [1] * 9 + [3] * 3 + [9] + [3] * 5 + [9] + [9] * 3
+    # synchronous: a rung's results all arrive before any result of the next rung
+    ends = traj.time[:9 + 3 + 1]
+    assert ends[:9].max() <= ends[9:12].min() - 20  # rung 2 starts after rung 1 ends
+    # promotions resume from the rung below and pick its best
+    rung1 = traj.arch[:9]
+    best3 = sorted(rung1.tolist(), key=lambda a: -t.val[a].mean())[:3]
+    assert sorted(traj.arch[9:12].tolist()) == sorted(best3)
+
+
+@pytest.mark.parametrize("name", ["nsga2", "moead"])
+def test_pymoo_searchers_find_the_metric_latency_front(name):
+    t = toy(n=40)
+    t.latency_ms = np.linspace(1, 40, 40)[::-1].copy()
+    t.latency_ms[[10, 20]] = np.nan
+    s = make_searcher(name, n_archs=40, max_epochs=t.max_epochs, rng=np.random.default_rng(0),
+                      configs=t.configs, latency_ms=t.latency_ms)
+    traj = simulate(t, s, workers=4, budget_seconds=40 * 200, rng=np.random.default_rng(1))
+    assert len(traj) >= 100
+    assert not {10, 20} & set(traj.arch.tolist())
+    assert traj.incumbent[-1] == 39
+
+
+def test_moead_runs_one_offspring_at_a_time():
+    from medbench.simulate.searchers import MOEADSearch
+
+    t = toy(n=40)
+    t.latency_ms = np.linspace(1, 40, 40)
+    s = MOEADSearch(n_archs=40, max_epochs=t.max_epochs, rng=np.random.default_rng(0),
+                    configs=t.configs, latency_ms=t.latency_ms, pop_size=6)
+    traj = simulate(t, s, workers=3, budget_seconds=40 * 30, rng=np.random.default_rng(1))
+    # the first population (6) runs 3 at a time; afterwards one offspring at a time
+    times = traj.time.tolist()
+    assert times[:6] == [40, 40, 40, 80, 80, 80]
+    assert times[6:10] == [120, 160, 200, 240]

@@ -14,8 +14,9 @@ import numpy as np
 from medbench.errors import UnknownNameError
 from medbench.simulate.simulator import Suggestion
 
-__all__ = ["RandomSearch", "RegularizedEvolution", "LocalSearch", "ASHA", "NSGA2Search", "SEARCHERS", "make_searcher",
-           "config_features"]
+__all__ = ["RandomSearch", "RegularizedEvolution", "LocalSearch", "ASHA", "Hyperband",
+           "SuccessiveHalving", "PymooSearch", "NSGA2Search", "MOEADSearch", "SEARCHERS",
+           "make_searcher", "config_features"]
 
 
 class RandomSearch:
@@ -197,51 +198,61 @@ class ASHA:
         self.results[k][suggestion.arch] = value
 
 
-class NSGA2Search:
-    """NSGA-II (pymoo) on two objectives: validation metric (max) and latency (min).
+class PymooSearch:
+    """A pymoo algorithm on two objectives: validation metric (max) and latency (min).
 
     Individuals are vectors of architecture choices (:func:`config_features`, each column
     recoded to 0..k-1); an offspring is evaluated as the architecture with results nearest
-    to it in Hamming distance, whose choices replace the offspring's. A generation is handed
-    out whole; workers that find none left wait for its last result. When pymoo can make no
-    new offspring (a table too small for the population), random architectures with a
-    latency are evaluated instead.
+    to it in Hamming distance, whose choices replace the offspring's. What pymoo asks for at
+    once (a generation for NSGA-II, one offspring for MOEA/D after its first population) is
+    handed out whole; workers that find none left wait for its last result. When pymoo can
+    make no new offspring (a table too small for the population), random architectures with
+    a latency are evaluated instead. Subclasses choose the algorithm.
 
     Args:
         latency_ms: latency per architecture; architectures without one cannot be chosen.
         pop_size: population size.
     """
 
+    name = "pymoo"
+
     def __init__(self, n_archs: int, max_epochs: int, rng: np.random.Generator,
                  configs: list[dict] | None = None, latency_ms: np.ndarray | None = None,
                  pop_size: int = 20, **_: object):
-        from pymoo.algorithms.moo.nsga2 import NSGA2
         from pymoo.core.problem import Problem
-        from pymoo.operators.crossover.sbx import SBX
-        from pymoo.operators.mutation.pm import PM
-        from pymoo.operators.repair.rounding import RoundingRepair
-        from pymoo.operators.sampling.rnd import IntegerRandomSampling
 
         from medbench.errors import BadValueError
 
         lat = np.full(n_archs, np.nan) if latency_ms is None else np.asarray(latency_ms, float)
         self.valid = np.flatnonzero(~np.isnan(lat))
         if not len(self.valid):
-            raise BadValueError("nsga2 needs latency measurements for the task's architectures")
+            raise BadValueError(f"{self.name} needs latency measurements for the task's "
+                                "architectures")
         raw = config_features(configs) if configs else np.arange(n_archs)[:, None]
         self.X = np.stack([np.unique(col, return_inverse=True)[1] for col in raw.T], axis=1)
         self.latency, self.max_epochs, self.rng = lat, max_epochs, rng
         self.problem = Problem(n_var=self.X.shape[1], n_obj=2, xl=0,
                                xu=np.maximum(self.X.max(axis=0), 1), vtype=int)
-        self.algorithm = NSGA2(pop_size=pop_size, sampling=IntegerRandomSampling(),
-                               crossover=SBX(prob=0.9, eta=15, repair=RoundingRepair()),
-                               mutation=PM(eta=20, repair=RoundingRepair()),
-                               eliminate_duplicates=True)
+        self.algorithm = self._algorithm(pop_size)
         self.algorithm.setup(self.problem, termination=("n_gen", 10**9),
                              seed=int(rng.integers(2**31)), verbose=False)
         self.queue: list[tuple[int, int]] = []
         self.waiting: dict[int, list[int]] = {}
         self.pending = 0
+
+    @staticmethod
+    def _operators() -> dict:
+        from pymoo.operators.crossover.sbx import SBX
+        from pymoo.operators.mutation.pm import PM
+        from pymoo.operators.repair.rounding import RoundingRepair
+        from pymoo.operators.sampling.rnd import IntegerRandomSampling
+
+        return {"sampling": IntegerRandomSampling(),
+                "crossover": SBX(prob=0.9, eta=15, repair=RoundingRepair()),
+                "mutation": PM(eta=20, repair=RoundingRepair())}
+
+    def _algorithm(self, pop_size: int):
+        raise NotImplementedError
 
     def _nearest(self, x: np.ndarray) -> int:
         dist = np.sum(self.X[self.valid] != x, axis=1)
@@ -251,7 +262,12 @@ class NSGA2Search:
         if not self.queue:
             if self.pending:
                 return None
-            self.pop = self.algorithm.ask()
+            from pymoo.core.individual import Individual
+            from pymoo.core.population import Population
+
+            got = self.algorithm.ask()
+            self.single = isinstance(got, Individual)  # MOEA/D asks one offspring at a time
+            self.pop = Population.create(got) if self.single else got
             if self.pop is None or not len(self.pop):
                 # pymoo found no new offspring (a small table is exhausted): evaluate random
                 # architectures with a latency instead, outside the algorithm's bookkeeping
@@ -276,11 +292,122 @@ class NSGA2Search:
         self.pending -= 1
         if self.pending == 0:
             Evaluator().eval(StaticProblem(self.problem, F=self.F), self.pop)
-            self.algorithm.tell(infills=self.pop)
+            self.algorithm.tell(infills=self.pop[0] if self.single else self.pop)
+
+
+class NSGA2Search(PymooSearch):
+    """NSGA-II (Deb et al. 2002, pymoo) on (validation metric, latency); see PymooSearch."""
+
+    name = "nsga2"
+
+    def _algorithm(self, pop_size: int):
+        from pymoo.algorithms.moo.nsga2 import NSGA2
+
+        return NSGA2(pop_size=pop_size, eliminate_duplicates=True, **self._operators())
+
+
+class MOEADSearch(PymooSearch):
+    """MOEA/D (Zhang & Li 2007, pymoo) on (validation metric, latency); see PymooSearch.
+
+    ``pop_size`` uniform weight vectors, Tchebycheff decomposition (pymoo's default for two
+    objectives), 20 % of the population as neighbourhood. After the first population each
+    offspring is evaluated alone, so the workers run it one result at a time: MOEA/D is a
+    sequential algorithm, which the simulated clock makes visible.
+    """
+
+    name = "moead"
+
+    def _algorithm(self, pop_size: int):
+        from pymoo.algorithms.moo.moead import MOEAD
+        from pymoo.util.ref_dirs import get_reference_directions
+
+        ref_dirs = get_reference_directions("uniform", 2, n_partitions=pop_size - 1)
+        return MOEAD(ref_dirs, n_neighbors=max(2, pop_size // 5), **self._operators())
+
+
+class Hyperband:
+    """Hyperband (Li et al., JMLR 2018): brackets of synchronous successive halving.
+
+    With ``R = max_epochs / min_epochs`` and ``s_max = floor(log_eta R)``, bracket ``s``
+    starts ``ceil((s_max + 1) / (s + 1) * eta**s)`` random architectures at
+    ``max_epochs * eta**-s`` epochs and keeps the best ``1/eta`` of each rung for the next
+    (training resumes from the rung below), up to ``max_epochs``. Brackets run from the most
+    aggressive (``s_max``) to plain full-fidelity search (``s = 0``) and repeat. A rung is
+    synchronous: free workers wait until its last result is in.
+    """
+
+    def __init__(self, n_archs: int, max_epochs: int, rng: np.random.Generator,
+                 eta: int = 3, min_epochs: int = 1, **_: object):
+        import math
+
+        self.n_archs, self.max_epochs, self.rng, self.eta = n_archs, max_epochs, rng, eta
+        self.s_max = int(math.floor(math.log(max_epochs / min_epochs, eta) + 1e-9))
+        self.brackets = self._brackets()
+        self.bracket = -1
+        self.rung, self.rungs, self.queue = 0, [], []
+        self.results: dict[int, float] = {}
+        self.pending = 0
+
+    def _brackets(self) -> list[int]:
+        return list(range(self.s_max, -1, -1))
+
+    def _plan(self, s: int) -> list[tuple[int, int]]:
+        """(architectures, epochs) of each rung of bracket ``s``."""
+        import math
+
+        n = math.ceil((self.s_max + 1) / (s + 1) * self.eta ** s)
+        out = []
+        for i in range(s + 1):
+            epochs = max(1, min(self.max_epochs,
+                                round(self.max_epochs * self.eta ** (i - s))))
+            out.append((max(1, n // self.eta ** i), epochs))
+        return out
+
+    def _start_bracket(self) -> None:
+        self.bracket = (self.bracket + 1) % len(self.brackets)
+        self.rungs = self._plan(self.brackets[self.bracket])
+        self.rung = 0
+        n, epochs = self.rungs[0]
+        archs = self.rng.choice(self.n_archs, size=min(n, self.n_archs), replace=False)
+        self.queue = [Suggestion(int(a), epochs) for a in archs]
+        self.results = {}
+
+    def _promote(self) -> None:
+        done = self.results
+        top = sorted(done, key=lambda a: -np.inf if np.isnan(done[a]) else -done[a])
+        self.rung += 1
+        n, epochs = self.rungs[self.rung]
+        below = self.rungs[self.rung - 1][1]
+        self.queue = [Suggestion(a, epochs, resume_from=below) for a in top[:n]]
+        self.results = {}
+
+    def ask(self) -> Suggestion | None:
+        if not self.queue:
+            if self.pending:
+                return None  # the rung is not complete yet
+            if self.rung + 1 < len(self.rungs) and self.results:
+                self._promote()
+            else:
+                self._start_bracket()
+        self.pending += 1
+        return self.queue.pop(0)
+
+    def tell(self, suggestion: Suggestion, value: float) -> None:
+        self.results[suggestion.arch] = value
+        self.pending -= 1
+
+
+class SuccessiveHalving(Hyperband):
+    """Synchronous successive halving (Jamieson & Talwalkar 2016): Hyperband's most
+    aggressive bracket, repeated."""
+
+    def _brackets(self) -> list[int]:
+        return [self.s_max]
 
 
 SEARCHERS = {"rs": RandomSearch, "re": RegularizedEvolution, "ls": LocalSearch, "asha": ASHA,
-             "nsga2": NSGA2Search}
+             "sh": SuccessiveHalving, "hb": Hyperband, "nsga2": NSGA2Search,
+             "moead": MOEADSearch}
 
 
 def make_searcher(name: str, *, n_archs: int, max_epochs: int, rng: np.random.Generator,
