@@ -222,6 +222,32 @@ def validate() -> None:
         raise typer.Exit(2)
 
 
+@app.command("export")
+def export(
+    task: Annotated[str, typer.Option(help="Task id or alias.")],
+    to: Annotated[str, typer.Option("--to", help="syne-tune (a blackbox folder) or naslib "
+                                    "(a JSON file).")],
+    out: Annotated[str, typer.Option(help="Folder (syne-tune) or file (naslib) to write.")],
+    space: Annotated[str, typer.Option(help="Search space.")] = "unet3d",
+    method: Annotated[str, typer.Option(help="standalone or supernet.")] = "standalone",
+) -> None:
+    """Write one task's results in another NAS tool's format (Syne Tune, NASLib)."""
+    from medbench.simulate import from_store
+    from medbench.simulate.export import (EXPORTS, proxies_from_store, write_naslib,
+                                          write_syne_tune)
+
+    if to not in EXPORTS:
+        raise MedbenchError(f"unknown export format {to!r}; use one of {', '.join(EXPORTS)}")
+    with _open() as store:
+        table = from_store(store, task=task, space=store.resolve_space(space), method=method)
+        if to == "naslib":
+            path = write_naslib(table, out, proxies_from_store(store, table))
+        else:
+            path = write_syne_tune(table, out)
+    _note(f"{table.n_archs} architectures of {table.task} ({table.space}, {table.method}) "
+          f"written to {path} ({to})")
+
+
 report_app = typer.Typer(help="Reports computed from the tables.", no_args_is_help=True,
                          rich_markup_mode=None)
 app.add_typer(report_app, name="report")
