@@ -272,6 +272,24 @@ def report_validation(
     _note(f"report written to {md.parent}/")
 
 
+@report_app.command("proxies")
+def report_proxies(
+    out: Annotated[str, typer.Option(help="Folder for proxies.md and its heat maps.")
+                   ] = "reports/proxies",
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the intervals.")
+                         ] = 1000,
+) -> None:
+    """Zero-cost proxies against trained results: rank correlations, top-10 %, stability."""
+    from medbench.proxy_report import write_report
+
+    if bootstrap < 0:
+        raise MedbenchError(f"--bootstrap must be 0 or more, got {bootstrap}")
+    with _open() as store:
+        md = write_report(store, out, bootstrap)
+    print(md.read_text(), end="")
+    _note(f"report written to {md.parent}/")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app; print user errors as one line and exit 2."""
     try:  # typer >= 0.29 carries its own click

@@ -1,0 +1,79 @@
+"""medbench report proxies on a tiny synthetic release: proxies with known correlations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import ARCHS, RUN, TASK, one_line_error
+
+import medbench
+from medbench.proxy_report import correlations, mstf_objectives
+from medbench.release import write_manifest, write_rows
+
+VAL = {a: float(np.mean(v[0])) for a, v in ARCHS.items()}  # mean val dice per arch
+
+
+def add_proxies(root):
+    """'oracle' equals the metric, 'inverse' reverses it, 'noisy' swaps two archs per seed;
+    jacov, synflow and flops for the MSTF objectives."""
+    rows = []
+    archs = sorted(VAL, key=VAL.get)  # worst to best
+    for seed in (0, 1, 2):
+        for rank, arch in enumerate(archs):
+            noisy = rank if rank > 1 else (1 - rank if seed == 1 else rank)
+            for proxy, score in (("oracle", VAL[arch]), ("inverse", -VAL[arch]),
+                                 ("noisy", float(noisy)), ("jacov", float(rank)),
+                                 ("synflow", 10.0 * rank), ("flops", 5.0)):
+                rows.append({"space": "unet3d", "arch_id": arch, "task": TASK, "proxy": proxy,
+                             "seed": seed, "score": score, "seconds": 0.5, "run_id": RUN})
+    write_rows(root, "proxies", rows, "proxies")
+    write_manifest(root)
+
+
+def by_proxy(rows):
+    return {r.proxy: r for r in rows}
+
+
+def test_known_correlations(release):
+    add_proxies(release)
+    with medbench.open(release) as store:
+        rows = by_proxy(correlations(store, bootstrap=200))
+    n = len(ARCHS)
+    assert rows["oracle"].n_archs == n
+    assert rows["oracle"].spearman == pytest.approx(1.0)
+    assert rows["oracle"].kendall == pytest.approx(1.0)
+    assert rows["inverse"].spearman == pytest.approx(-1.0)
+    lo, hi = rows["oracle"].spearman_ci
+    assert lo == pytest.approx(1.0) and hi == pytest.approx(1.0)  # a perfect rank always
+    # top 10 % of 5 archs is one architecture: the oracle finds it, the inverse does not
+    assert rows["oracle"].top10_precision == 1.0 and rows["inverse"].top10_precision == 0.0
+    # stable across seeds, except 'noisy' whose seed 1 swaps the two worst
+    assert rows["oracle"].seed_stability == pytest.approx(1.0)
+    assert rows["noisy"].seed_stability < 1.0
+    assert rows["oracle"].seconds == pytest.approx(0.5)
+    # MSTF: f1 = -jacov - flops (flops constant -> 0), f2 = -synflow + flops, negated here
+    assert rows["mstf_f1"].spearman == pytest.approx(1.0)
+    assert rows["mstf_f2"].spearman == pytest.approx(1.0)
+
+
+def test_mstf_objectives_normalise():
+    f1, f2 = mstf_objectives({"jacov": np.array([0.0, 5.0, 10.0]),
+                              "synflow": np.array([1.0, 2.0, 3.0]),
+                              "flops": np.array([100.0, 300.0, 200.0])})
+    np.testing.assert_allclose(f1, [-0.0, -1.5, -1.5])
+    np.testing.assert_allclose(f2, [0.0, 0.5, -0.5])
+    assert mstf_objectives({"jacov": np.ones(3)}) is None
+
+
+def test_report_command(cli, release, tmp_path):
+    add_proxies(release)
+    out = tmp_path / "rep"
+    r = cli(release, "report", "proxies", "--out", str(out), "--bootstrap", "50")
+    assert r.code == 0, r.err
+    assert "| unet3d | msd/hippocampus | oracle | 5 | 1.00" in r.out
+    assert (out / "unet3d.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_report_without_proxies_is_one_line(cli, release, tmp_path):
+    r = cli(release, "report", "proxies", "--out", str(tmp_path / "o"))
+    assert one_line_error(r) and "nothing to report" in r.err
