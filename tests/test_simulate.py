@@ -381,3 +381,59 @@ def test_moead_runs_one_offspring_at_a_time():
     times = traj.time.tolist()
     assert times[:6] == [40, 40, 40, 80, 80, 80]
     assert times[6:10] == [120, 160, 200, 240]
+
+
+def with_proxies(t, seconds=0.5):
+    """Proxies that know the toy's quality order (jacov, synflow) and a constant flops."""
+    rank = np.arange(t.n_archs, dtype=float)
+    t.proxies = {"jacov": rank.copy(), "synflow": rank * 2.0, "flops": np.full(t.n_archs, 7.0)}
+    t.proxy_seconds = {p: np.full(t.n_archs, seconds) for p in t.proxies}
+    return t
+
+
+def test_mstf_search_trains_the_proxy_front_after_paying_for_the_proxies():
+    t = with_proxies(toy(n=40))
+    s = make_searcher("mstf", n_archs=40, max_epochs=t.max_epochs, rng=np.random.default_rng(0),
+                      configs=t.configs, proxies=t.proxies, proxy_seconds=t.proxy_seconds)
+    # f1 = -jacov - flops and f2 = -synflow + flops agree here: one best, the best arch
+    assert s.picks == [39]
+    assert s.setup_seconds == pytest.approx(3 * 0.5 * s.n_scored) and s.n_scored >= 10
+    traj = simulate(t, s, workers=2, budget_seconds=10_000, rng=np.random.default_rng(1))
+    assert traj.arch[0] == 39 and traj.time[0] == pytest.approx(s.setup_seconds + 40)
+    assert traj.incumbent[0] == 39
+    with pytest.raises(BadValueError, match="needs jacov proxy scores"):
+        make_searcher("mstf", n_archs=40, max_epochs=4, rng=np.random.default_rng(0),
+                      configs=t.configs, proxies={"synflow": t.proxies["synflow"]})
+
+
+def test_proxy_warm_start_evolution_starts_from_the_proxy_best():
+    t = with_proxies(toy(n=40))
+    t.proxies["synflow"][3] = np.nan  # an unscored architecture is never picked by the proxy
+    s = make_searcher("re-warm", n_archs=40, max_epochs=t.max_epochs,
+                      rng=np.random.default_rng(0), configs=t.configs, proxies=t.proxies,
+                      proxy_seconds=t.proxy_seconds)
+    assert s.warm == list(range(39, 19, -1))  # the 20 best by synflow, best first
+    assert s.setup_seconds == pytest.approx(39 * 0.5)
+    traj = simulate(t, s, workers=4, budget_seconds=3000, rng=np.random.default_rng(1))
+    assert traj.time[0] == pytest.approx(39 * 0.5 + 40)
+    assert traj.incumbent[0] == 39 or traj.incumbent[3] == 39
+    assert len(traj) > 20  # then it evolves
+
+
+def test_proxies_reach_the_arrays_from_the_tables(release):
+    from conftest import RUN, TASK
+
+    with_curves(release)
+    write_rows(release, "proxies", [
+        {"space": "unet3d", "arch_id": "c-large", "task": TASK, "proxy": "synflow", "seed": s,
+         "score": 10.0 + s, "seconds": 1.0 + s, "run_id": RUN} for s in (0, 1)] + [
+        {"space": "unet3d", "arch_id": "a-small", "task": TASK, "proxy": "synflow", "seed": 0,
+         "score": float("nan"), "seconds": 2.0, "run_id": RUN}], "p")
+    write_manifest(release)
+    with medbench.open(release) as store:
+        t = from_store(store, task="hippocampus", space="unet3d")
+    i, j = t.arch_ids.index("c-large"), t.arch_ids.index("a-small")
+    assert t.proxies["synflow"][i] == pytest.approx(10.5)
+    assert t.proxy_seconds["synflow"][i] == pytest.approx(1.5)
+    assert np.isnan(t.proxies["synflow"][j])  # a failed score stays missing
+    assert t.proxy_seconds["synflow"][j] == pytest.approx(2.0)

@@ -59,7 +59,9 @@ def compare(table: Tabular, algorithms: list[str], *, workers: int, budget_secon
         for r in range(repeats):
             searcher = make_searcher(name, n_archs=table.n_archs, max_epochs=table.max_epochs,
                                      rng=np.random.default_rng([seed, a, r, 0]),
-                                     configs=table.configs, latency_ms=table.latency_ms)
+                                     configs=table.configs, latency_ms=table.latency_ms,
+                                     proxies=table.proxies,
+                                     proxy_seconds=table.proxy_seconds)
             traj = simulate(table, searcher, workers=workers, budget_seconds=budget_seconds,
                             rng=np.random.default_rng([seed, a, r, 1]), seed_mode=seed_mode)
             n = len(traj)

@@ -15,7 +15,8 @@ from medbench.errors import UnknownNameError
 from medbench.simulate.simulator import Suggestion
 
 __all__ = ["RandomSearch", "RegularizedEvolution", "LocalSearch", "ASHA", "Hyperband",
-           "SuccessiveHalving", "PymooSearch", "NSGA2Search", "MOEADSearch", "SEARCHERS",
+           "SuccessiveHalving", "PymooSearch", "NSGA2Search", "MOEADSearch", "MSTFSearch",
+           "ProxyWarmStartEvolution", "SEARCHERS",
            "make_searcher", "config_features"]
 
 
@@ -405,17 +406,122 @@ class SuccessiveHalving(Hyperband):
         return [self.s_max]
 
 
+def _proxy(proxies: dict[str, np.ndarray] | None, name: str, algorithm: str) -> np.ndarray:
+    from medbench.errors import BadValueError
+
+    if not proxies or name not in proxies or np.isnan(proxies[name]).all():
+        have = ", ".join(sorted(proxies or {})) or "none"
+        raise BadValueError(f"{algorithm} needs {name} proxy scores for the task's "
+                            f"architectures (the table has: {have})")
+    return np.asarray(proxies[name], float)
+
+
+class MSTFSearch:
+    """The MSTF-NAS search: NSGA-II (pymoo) on zero-cost proxies, then train its picks.
+
+    Phase 1, training-free: NSGA-II over architecture choices minimises MSTF-NAS's two
+    objectives, f1 = -jacov - flops and f2 = -synflow + flops (each proxy min-max normalised
+    over the scored architectures), for ``generations`` generations; an offspring is
+    scored as the nearest architecture with all three proxies. Its cost, the proxy seconds
+    of every architecture scored, is charged before any training (``setup_seconds``, one
+    worker scoring). Phase 2: the final non-dominated set is trained at full fidelity by
+    lookup, best sum of objectives first; then random architectures fill the budget.
+    """
+
+    def __init__(self, n_archs: int, max_epochs: int, rng: np.random.Generator,
+                 configs: list[dict] | None = None,
+                 proxies: dict[str, np.ndarray] | None = None,
+                 proxy_seconds: dict[str, np.ndarray] | None = None,
+                 generations: int = 10, pop_size: int = 20, **_: object):
+        from pymoo.algorithms.moo.nsga2 import NSGA2
+        from pymoo.core.problem import Problem
+        from pymoo.optimize import minimize
+        from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
+
+        from medbench.proxy_report import mstf_objectives
+
+        scores = {p: _proxy(proxies, p, "mstf") for p in ("jacov", "synflow", "flops")}
+        valid = np.flatnonzero(np.all([~np.isnan(v) for v in scores.values()], axis=0))
+        f1, f2 = mstf_objectives({p: v[valid] for p, v in scores.items()})
+        objectives = np.full((n_archs, 2), np.nan)
+        objectives[valid] = np.c_[f1, f2]
+        raw = config_features(configs) if configs else np.arange(n_archs)[:, None]
+        X = np.stack([np.unique(col, return_inverse=True)[1] for col in raw.T], axis=1)
+        scored: set[int] = set()
+
+        class ProxyProblem(Problem):
+            def _evaluate(self, x, out, *args, **kwargs):
+                archs = [int(valid[np.sum(X[valid] != row, axis=1).argmin()]) for row in x]
+                scored.update(archs)
+                out["F"] = objectives[archs]
+
+        problem = ProxyProblem(n_var=X.shape[1], n_obj=2, xl=0, xu=np.maximum(X.max(0), 1),
+                               vtype=int)
+        minimize(problem, NSGA2(pop_size=pop_size, eliminate_duplicates=True,
+                                **PymooSearch._operators()),
+                 ("n_gen", generations), seed=int(rng.integers(2**31)), verbose=False)
+        seen = np.array(sorted(scored))
+        front = seen[NonDominatedSorting().do(objectives[seen], only_non_dominated_front=True)]
+        self.picks = [int(a) for a in front[np.argsort(objectives[front].sum(axis=1),
+                                                       kind="stable")]]
+        seconds = proxy_seconds or {}
+        self.setup_seconds = float(sum(np.nansum(seconds[p][seen]) for p in scores
+                                       if p in seconds))
+        self.n_scored = len(seen)
+        self.n_archs, self.max_epochs, self.rng = n_archs, max_epochs, rng
+
+    def ask(self) -> Suggestion:
+        if self.picks:
+            return Suggestion(self.picks.pop(0), self.max_epochs)
+        return Suggestion(int(self.rng.integers(self.n_archs)), self.max_epochs)
+
+    def tell(self, suggestion: Suggestion, value: float) -> None:
+        pass
+
+
+class ProxyWarmStartEvolution(RegularizedEvolution):
+    """Regularized evolution whose first population is chosen by a zero-cost proxy.
+
+    ``sample`` random architectures (all, if fewer) are scored with ``proxy`` (default
+    synflow) and the ``population`` best are trained first; their scoring time is charged
+    before any training (``setup_seconds``). Then it evolves like ``re``.
+    """
+
+    def __init__(self, n_archs: int, max_epochs: int, rng: np.random.Generator,
+                 configs: list[dict] | None = None,
+                 proxies: dict[str, np.ndarray] | None = None,
+                 proxy_seconds: dict[str, np.ndarray] | None = None, proxy: str = "synflow",
+                 warm_sample: int = 1000, population: int = 20, **kw: object):
+        super().__init__(n_archs, max_epochs, rng, configs=configs, population=population,
+                         **kw)
+        score = _proxy(proxies, proxy, "re-warm")
+        candidates = np.flatnonzero(~np.isnan(score))
+        if len(candidates) > warm_sample:
+            candidates = rng.choice(candidates, warm_sample, replace=False)
+        best = candidates[np.argsort(-score[candidates], kind="stable")][:population]
+        self.warm = [int(a) for a in best]
+        cost = (proxy_seconds or {}).get(proxy)
+        self.setup_seconds = float(np.nansum(cost[candidates])) if cost is not None else 0.0
+
+    def ask(self) -> Suggestion:
+        if self.warm:
+            return Suggestion(self.warm.pop(0), self.max_epochs)
+        return super().ask()
+
+
 SEARCHERS = {"rs": RandomSearch, "re": RegularizedEvolution, "ls": LocalSearch, "asha": ASHA,
              "sh": SuccessiveHalving, "hb": Hyperband, "nsga2": NSGA2Search,
-             "moead": MOEADSearch}
+             "moead": MOEADSearch, "mstf": MSTFSearch, "re-warm": ProxyWarmStartEvolution}
 
 
 def make_searcher(name: str, *, n_archs: int, max_epochs: int, rng: np.random.Generator,
-                  configs: list[dict] | None = None, latency_ms: np.ndarray | None = None):
+                  configs: list[dict] | None = None, latency_ms: np.ndarray | None = None,
+                  proxies: dict[str, np.ndarray] | None = None,
+                  proxy_seconds: dict[str, np.ndarray] | None = None):
     """A searcher by short name; an unknown name lists the known ones."""
     try:
         cls = SEARCHERS[name]
     except KeyError:
         raise UnknownNameError("algorithm", name, sorted(SEARCHERS)) from None
     return cls(n_archs=n_archs, max_epochs=max_epochs, rng=rng, configs=configs,
-               latency_ms=latency_ms)
+               latency_ms=latency_ms, proxies=proxies, proxy_seconds=proxy_seconds)

@@ -49,6 +49,9 @@ class Searcher(Protocol):
     def tell(self, suggestion: Suggestion, value: float) -> None:
         """The validation metric of a finished evaluation (NaN if the table lacks it)."""
 
+    # Optional: ``setup_seconds``, simulated seconds of work before the first training
+    # (zero-cost proxy scoring); every worker starts after it.
+
 
 @dataclass
 class Trajectory:
@@ -131,8 +134,11 @@ def simulate(table: Tabular, searcher: Searcher, *, workers: int, budget_seconds
         heapq.heappush(heap, (now + cost, counter, worker, s, float(value)))
         counter += 1
 
+    # Work a searcher does before any training (e.g. scoring architectures with zero-cost
+    # proxies) delays every worker's first start.
+    setup = float(getattr(searcher, "setup_seconds", 0.0))
     for w in range(workers):
-        start(w, 0.0)
+        start(w, setup)
     rows: list[tuple] = []
     best_val, best_arch = -np.inf, -1
     limit = max_evaluations if max_evaluations is not None else np.inf

@@ -6,7 +6,9 @@ simulated evaluation is an array lookup. Axis order (as in Syne Tune's ``Blackbo
 * ``val[arch, seed, epoch]``: validation metric after ``epoch + 1`` epochs (NaN if missing);
 * ``elapsed[arch, seed, epoch]``: training seconds up to the end of that epoch;
 * ``test[arch, seed]``: the final test metric, for reporting incumbents only;
-* ``latency_ms[arch]``, ``energy_mj[arch]``, ``params[arch]``: costs (NaN if not measured).
+* ``latency_ms[arch]``, ``energy_mj[arch]``, ``params[arch]``: costs (NaN if not measured);
+* ``proxies[name][arch]``, ``proxy_seconds[name][arch]``: zero-cost proxy scores and their
+  cost, for proxy-driven searchers (NaN if not scored).
 
 A missing seed or epoch stays NaN: nothing is filled in.
 """
@@ -39,6 +41,10 @@ class Tabular:
     energy_mj: np.ndarray
     params: np.ndarray
     configs: list[dict] = field(default_factory=list)
+    #: zero-cost proxy scores per architecture (mean over the proxy's seeds; NaN if none)
+    proxies: dict[str, np.ndarray] = field(default_factory=dict)
+    #: seconds to score one architecture with each proxy (mean; NaN if none)
+    proxy_seconds: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n = len(self.arch_ids)
@@ -120,5 +126,16 @@ def from_store(store, *, task: str, space: str, method: str = "standalone",
     import json
 
     configs = [json.loads(c) if c else {} for _, c in archs]
+    proxies: dict[str, np.ndarray] = {}
+    proxy_seconds: dict[str, np.ndarray] = {}
+    view = store.view("proxies", task)
+    for arch, proxy, score, seconds in store.fetchall(
+            f'SELECT arch_id, proxy, avg(score) FILTER (WHERE isfinite(score)), avg(seconds) '
+            f'FROM "{view}" WHERE task = ? AND space = ? GROUP BY ALL', [task, space]):
+        i = index.get(arch)
+        if i is None:
+            continue
+        for out, v in ((proxies, score), (proxy_seconds, seconds)):
+            out.setdefault(proxy, np.full(len(arch_ids), np.nan))[i] = np.nan if v is None else v
     return Tabular(space, task, method, metric, arch_ids, np.array(seeds), val, elapsed, test,
-                   latency, energy, params, configs)
+                   latency, energy, params, configs, proxies, proxy_seconds)
