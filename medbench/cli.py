@@ -185,6 +185,9 @@ def simulate(
     seed_mode: Annotated[str, typer.Option(help="random (one seed per evaluation) or mean."
                                            )] = "random",
     out: Annotated[str, typer.Option(help="Folder for the report.")] = "report",
+    objective: Annotated[str, typer.Option(
+        help="Second objective of nsga2/moead and of the hypervolume: latency or energy."
+    )] = "latency",
 ) -> None:
     """Compare searchers by simulated search on the tables: trajectories, regret, ranks."""
     from medbench.simulate import from_store
@@ -197,7 +200,13 @@ def simulate(
     with _open() as store:
         if task is None:
             raise MedbenchError("give --task")
-        table = from_store(store, task=task, space=store.resolve_space(space), method=method)
+        from medbench.simulate.tabular import OBJECTIVES
+
+        if objective not in OBJECTIVES:
+            raise MedbenchError(f"unknown objective {objective!r}; use one of "
+                                f"{', '.join(OBJECTIVES)}")
+        table = from_store(store, task=task, space=store.resolve_space(space), method=method,
+                           objective=objective)
     runs = compare(table, names, workers=workers, budget_seconds=seconds, repeats=repeats,
                    seed=seed, seed_mode=seed_mode)
     folder = write_report(table, runs, out, workers=workers, budget_seconds=seconds)

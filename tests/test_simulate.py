@@ -437,3 +437,24 @@ def test_proxies_reach_the_arrays_from_the_tables(release):
     assert t.proxy_seconds["synflow"][i] == pytest.approx(1.5)
     assert np.isnan(t.proxies["synflow"][j])  # a failed score stays missing
     assert t.proxy_seconds["synflow"][j] == pytest.approx(2.0)
+
+
+def test_simulate_on_metric_and_energy(cli, release, tmp_path):
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "energy"
+    r = cli(with_curves(release), "simulate", "--task", "hippocampus", "--algorithms",
+            "nsga2,moead", "--workers", "2", "--budget", "3h", "--repeats", "2",
+            "--objective", "energy", "--out", str(out))
+    assert r.code == 0, r.err
+    assert "final hypervolume (val metric, energy)" in r.out
+    traj = pq.read_table(out / "trajectories.parquet").to_pydict()
+    from conftest import ARCHS
+
+    energy = {a: v[4] for a, v in ARCHS.items()}
+    assert all(energy[a] == e for a, e in zip(traj["arch_id"], traj["energy_mj"]))
+    from conftest import one_line_error
+
+    bad = cli(release, "simulate", "--task", "hippocampus", "--objective", "power",
+              "--out", str(tmp_path / "x"))
+    assert one_line_error(bad) and "latency, energy" in bad.err

@@ -51,7 +51,7 @@ def compare(table: Tabular, algorithms: list[str], *, workers: int, budget_secon
         if name not in SEARCHERS:
             make_searcher(name, n_archs=1, max_epochs=1, rng=np.random.default_rng(0))
     cols: dict[str, list] = {k: [] for k in ("algorithm", "repeat", "time", "worker", "arch_id",
-                                             "epochs", "val", "latency_ms",
+                                             "epochs", "val", table.cost_name,
                                              "incumbent_arch_id", "incumbent_val",
                                              "incumbent_test")}
     ids = np.array(table.arch_ids, dtype=object)
@@ -59,7 +59,7 @@ def compare(table: Tabular, algorithms: list[str], *, workers: int, budget_secon
         for r in range(repeats):
             searcher = make_searcher(name, n_archs=table.n_archs, max_epochs=table.max_epochs,
                                      rng=np.random.default_rng([seed, a, r, 0]),
-                                     configs=table.configs, latency_ms=table.latency_ms,
+                                     configs=table.configs, latency_ms=table.cost,
                                      proxies=table.proxies,
                                      proxy_seconds=table.proxy_seconds)
             traj = simulate(table, searcher, workers=workers, budget_seconds=budget_seconds,
@@ -72,7 +72,7 @@ def compare(table: Tabular, algorithms: list[str], *, workers: int, budget_secon
             cols["arch_id"] += ids[traj.arch].tolist()
             cols["epochs"] += traj.epochs.tolist()
             cols["val"] += traj.val.tolist()
-            cols["latency_ms"] += table.latency_ms[traj.arch].tolist()
+            cols[table.cost_name] += table.cost[traj.arch].tolist()
             cols["incumbent_arch_id"] += ids[traj.incumbent].tolist()
             cols["incumbent_val"] += traj.incumbent_val.tolist()
             cols["incumbent_test"] += traj.incumbent_test.tolist()
@@ -101,16 +101,17 @@ def regret_curves(table: Tabular, runs: dict[str, np.ndarray], grid: np.ndarray
 
 def hypervolume_curves(table: Tabular, runs: dict[str, np.ndarray], grid: np.ndarray
                        ) -> dict[str, np.ndarray]:
-    """Hypervolume over time of the (validation metric, latency) points evaluated so far.
+    """Hypervolume over time of the (validation metric, cost) points evaluated so far.
 
-    Objectives are minimised as (-val, latency_ms), with reference point (0, 1.1 x the
-    table's largest latency); only full-fidelity evaluations with a value and a latency
+    The cost is the table's objective (latency or energy). Objectives are minimised as
+    (-val, cost), with reference point (0, 1.1 x the table's largest cost); only
+    full-fidelity evaluations with a value and a cost
     count (a result after fewer epochs is not the architecture's result). Returns
     an array (repeats, len(grid)) per algorithm.
     """
     from pymoo.indicators.hv import HV
 
-    ref = np.array([0.0, 1.1 * np.nanmax(table.latency_ms)])
+    ref = np.array([0.0, 1.1 * np.nanmax(table.cost)])
     hv = HV(ref_point=ref)
     out = {}
     for name in dict.fromkeys(runs["algorithm"].tolist()):
@@ -119,7 +120,7 @@ def hypervolume_curves(table: Tabular, runs: dict[str, np.ndarray], grid: np.nda
         curves = np.zeros((len(reps), len(grid)))
         for i, r in enumerate(reps):
             m = mask & (runs["repeat"] == r)
-            t, v, lat = runs["time"][m], runs["val"][m], runs["latency_ms"][m]
+            t, v, lat = runs["time"][m], runs["val"][m], runs[table.cost_name][m]
             ok = ~np.isnan(v) & ~np.isnan(lat) & (runs["epochs"][m] == table.max_epochs)
             t, points = t[ok], np.c_[-v[ok], lat[ok]]
             for j, g in enumerate(grid):
@@ -187,7 +188,7 @@ def write_report(table: Tabular, runs: dict[str, np.ndarray], out: str | Path, *
     _band_plot(curves, grid, f"regret of test {table.metric}",
                f"{table.space} on {table.task}, {workers} workers", out / "regret")
 
-    if np.isfinite(table.latency_ms).any():
+    if np.isfinite(table.cost).any():
         _multi_objective_plots(table, runs, out, grid, workers)
     names = list(curves)
     finals = np.array([_final(curves[n]) for n in names])  # (algorithms, repeats)
@@ -221,10 +222,11 @@ def write_report(table: Tabular, runs: dict[str, np.ndarray], out: str | Path, *
             lines.append(f"Wilcoxon signed-rank {names[i]} vs {names[j]}: statistic "
                          f"{w.statistic:.1f}, p = {w.pvalue:.3g}.")
     files = "`trajectories.parquet` (every evaluation), `regret.png`, `regret.svg`"
-    if np.isfinite(table.latency_ms).any():
+    if np.isfinite(table.cost).any():
         hv_grid = np.geomspace(grid[0], grid[-1], 50)
         hv = hypervolume_curves(table, runs, hv_grid)
-        lines += ["", "| algorithm | final hypervolume (val metric, latency) mean | std |",
+        lines += ["", f"| algorithm | final hypervolume (val metric, {table.objective}) mean "
+                  "| std |",
                   "|---|---|---|"]
         for name, c in hv.items():
             lines.append(f"| {name} | {c[:, -1].mean():.4f} | {c[:, -1].std():.4f} |")
@@ -241,7 +243,7 @@ def _multi_objective_plots(table: Tabular, runs, out: Path, grid: np.ndarray,
 
     hv_grid = np.geomspace(grid[0], grid[-1], 50)
     _band_plot(hypervolume_curves(table, runs, hv_grid), hv_grid,
-               f"hypervolume (val {table.metric}, latency)",
+               f"hypervolume (val {table.metric}, {table.objective})",
                f"{table.space} on {table.task}, {workers} workers", out / "hypervolume")
 
     def front(v, lat):
@@ -254,17 +256,17 @@ def _multi_objective_plots(table: Tabular, runs, out: Path, grid: np.ndarray,
 
     val_mean = np.nanmean(table.val[:, :, -1], axis=1)
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    ax.scatter(table.latency_ms, val_mean, s=8, c="lightgrey", label="all architectures (seed means)")
-    f = front(val_mean, table.latency_ms)
+    ax.scatter(table.cost, val_mean, s=8, c="lightgrey", label="all architectures (seed means)")
+    f = front(val_mean, table.cost)
     ax.step(f[:, 1], -f[:, 0], where="post", c="black", label="front of seed means")
     for name in dict.fromkeys(runs["algorithm"].tolist()):
         m = (runs["algorithm"] == name) & (runs["repeat"] == 0) & \
             (runs["epochs"] == table.max_epochs)
-        f = front(runs["val"][m], runs["latency_ms"][m])
+        f = front(runs["val"][m], runs[table.cost_name][m])
         if len(f):
             ax.step(f[:, 1], -f[:, 0], where="post", label=f"{name} (repeat 0)")
     ax.set_xscale("log")
-    ax.set_xlabel("latency (ms)")
+    ax.set_xlabel(table.cost_label)
     ax.set_ylabel(f"val {table.metric}")
     ax.legend(fontsize=8)
     fig.tight_layout()

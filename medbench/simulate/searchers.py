@@ -227,8 +227,8 @@ class PymooSearch:
         lat = np.full(n_archs, np.nan) if latency_ms is None else np.asarray(latency_ms, float)
         self.valid = np.flatnonzero(~np.isnan(lat))
         if not len(self.valid):
-            raise BadValueError(f"{self.name} needs latency measurements for the task's "
-                                "architectures")
+            raise BadValueError(f"{self.name} needs latency (or energy) measurements for "
+                                "the task's architectures")
         raw = config_features(configs) if configs else np.arange(n_archs)[:, None]
         self.X = np.stack([np.unique(col, return_inverse=True)[1] for col in raw.T], axis=1)
         self.latency, self.max_epochs, self.rng = lat, max_epochs, rng

@@ -21,7 +21,10 @@ import numpy as np
 
 from medbench.errors import MedbenchError
 
-__all__ = ["Tabular", "from_store"]
+__all__ = ["Tabular", "from_store", "OBJECTIVES"]
+
+#: Second objectives of multi-objective search (the first is the validation metric).
+OBJECTIVES = ("latency", "energy")
 
 
 @dataclass
@@ -52,6 +55,25 @@ class Tabular:
             raise MedbenchError("tabular: val and elapsed must be (arch, seed, epoch) alike")
         if self.test.shape != self.val.shape[:2]:
             raise MedbenchError("tabular: test must be (arch, seed)")
+        if self.objective not in OBJECTIVES:
+            raise MedbenchError(f"unknown objective {self.objective!r}; use one of "
+                                f"{', '.join(OBJECTIVES)}")
+
+    #: the second objective of multi-objective searches and reports: latency or energy
+    objective: str = "latency"
+
+    @property
+    def cost(self) -> np.ndarray:
+        """Per-architecture cost of the objective (latency_ms or energy_mj)."""
+        return self.energy_mj if self.objective == "energy" else self.latency_ms
+
+    @property
+    def cost_name(self) -> str:
+        return "energy_mj" if self.objective == "energy" else "latency_ms"
+
+    @property
+    def cost_label(self) -> str:
+        return "energy (mJ)" if self.objective == "energy" else "latency (ms)"
 
     @property
     def n_archs(self) -> int:
@@ -68,7 +90,7 @@ class Tabular:
 
 def from_store(store, *, task: str, space: str, method: str = "standalone",
                device: str | None = None, runtime: str = "onnxruntime",
-               threads: int = 1) -> Tabular:
+               threads: int = 1, objective: str = "latency") -> Tabular:
     """Build the arrays of (space, task, method) from an open :class:`~medbench.store.Store`.
 
     Raises:
@@ -138,4 +160,4 @@ def from_store(store, *, task: str, space: str, method: str = "standalone",
         for out, v in ((proxies, score), (proxy_seconds, seconds)):
             out.setdefault(proxy, np.full(len(arch_ids), np.nan))[i] = np.nan if v is None else v
     return Tabular(space, task, method, metric, arch_ids, np.array(seeds), val, elapsed, test,
-                   latency, energy, params, configs, proxies, proxy_seconds)
+                   latency, energy, params, configs, proxies, proxy_seconds, objective)
