@@ -240,6 +240,7 @@ class PymooSearch:
         self.queue: list[tuple[int, int]] = []
         self.waiting: dict[int, list[int]] = {}
         self.pending = 0
+        self.exhausted = False
 
     @staticmethod
     def _operators() -> dict:
@@ -260,6 +261,8 @@ class PymooSearch:
         return int(self.valid[int(dist.argmin())])
 
     def ask(self) -> Suggestion | None:
+        if self.exhausted:  # pymoo can make no new offspring: random from here on
+            return Suggestion(int(self.rng.choice(self.valid)), self.max_epochs)
         if not self.queue:
             if self.pending:
                 return None
@@ -272,7 +275,8 @@ class PymooSearch:
             if self.pop is None or not len(self.pop):
                 # pymoo found no new offspring (a small table is exhausted): evaluate random
                 # architectures with a latency instead, outside the algorithm's bookkeeping
-                self.pop = None
+                # (asking pymoo again would cost its full mating retries every time)
+                self.pop, self.exhausted = None, True
                 return Suggestion(int(self.rng.choice(self.valid)), self.max_epochs)
             archs = [self._nearest(x) for x in self.pop.get("X")]
             self.pop.set("X", self.X[archs])
