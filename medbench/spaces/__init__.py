@@ -16,6 +16,7 @@ __all__ = ["MODULES", "get_space"]
 MODULES = {
     "unet3d": "medbench.spaces.unet3d",
     "dynunet": "medbench.spaces.dynunet",
+    "mstf": "medbench.spaces.mstf",
 }
 
 
