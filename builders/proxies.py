@@ -297,18 +297,51 @@ def proxy_rows(task, space: str, arch_id: str, seed: int, batch_size: int,
             "tasks": [task.tasks_row([task.n_channels, *spatial], run_id)]}
 
 
+def classification_rows(task, space: str, arch_ids: list[str], seed: int, batch_size: int,
+                        run_id: str) -> dict[str, list]:
+    """Every proxy of a chunk of architectures on one seeded, class-stratified batch of a
+    MedMNIST training split (loss: cross-entropy; multi-label sets: BCE on logits)."""
+    import time
+
+    from medbench.spaces import get_space
+
+    module = get_space(space)
+    x, y = task.batch(batch_size, seed)
+    loss = nn.BCEWithLogitsLoss() if task.multi_label else nn.CrossEntropyLoss()
+    rows, archs = [], []
+    for arch_id in arch_ids:
+        arch = module.from_id(arch_id)
+        torch.manual_seed(seed)
+        net = module.build(arch, task.n_channels, task.n_classes, dims=task.dims)
+        for name in PROXIES:
+            t0 = time.perf_counter()
+            value = score(name, net, x, y, loss, seed=seed)
+            rows.append({"space": space, "arch_id": arch_id, "task": task.task, "proxy": name,
+                         "seed": seed, "score": None if math.isnan(value) else value,
+                         "seconds": time.perf_counter() - t0, "batch_size": len(x),
+                         "run_id": run_id})
+        archs.append({"space": space, "arch_id": arch_id, "arch_index": arch.arch_index,
+                      "config": arch.config_json(), "run_id": run_id})
+    return {"proxies": rows, "architectures": archs, "tasks": [task.tasks_row(run_id)]}
+
+
 def proxy_job(job, run_id: str, *, task, batch_size: int, spatial: tuple[int, int, int],
               threads: int, cache: dict) -> dict[str, list]:
     """One job of the build, wherever the backend runs it (module level, so it pickles)."""
     if threads:
         torch.set_num_threads(threads)
+    if "archs" in job.args:  # a chunk of sampled architectures of a classification task
+        return classification_rows(task, job.args["space"], job.args["archs"],
+                                   job.args["seed"], batch_size, run_id)
     return proxy_rows(task, job.args["space"], job.args["arch_id"], job.args["seed"],
                       batch_size, spatial, run_id, cache)
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m builders.proxies --task hippocampus --data-root ../shared/data/msd``:
-    proxies for every architecture with results in ``--tables`` (and ``--plan`` N)."""
+    proxies for every architecture with results in ``--tables`` (and ``--plan`` N); for a
+    MedMNIST task, ``--space mstf --sample N`` scores N architectures sampled from the space
+    (``--data-root`` holding the MedMNIST ``.npz`` files), in jobs of ``--chunk``."""
     import argparse
     import json
     import sys
@@ -333,12 +366,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", default="runs/proxies")
     ap.add_argument("--splits-dir", default=None)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--space", default=None, help="with --sample: the space to sample")
+    ap.add_argument("--sample", type=int, default=0, help="score this many architectures "
+                    "sampled from --space (MedMNIST tasks)")
+    ap.add_argument("--sample-seed", type=int, default=0)
+    ap.add_argument("--chunk", type=int, default=50, help="sampled architectures per job")
     add_backend_args(ap)
     args = ap.parse_args(argv)
     try:
         from builders import msd
 
         task_id = resolve_task(args.task)
+        if task_id.startswith("medmnist/"):
+            return _sampled_main(args, task_id)
         archs = architectures_to_measure(args.tables, task_id, args.plan)
         if not archs:
             raise MedbenchError(f"no architecture with results for {task_id} in "
@@ -365,6 +405,46 @@ def main(argv: list[str] | None = None) -> int:
         print(f"builders.proxies: error: {e}", file=sys.stderr)
         return 2
     print(json.dumps({**counts, "work": str(work.root)}))
+    return 0
+
+
+def _sampled_main(args, task_id: str) -> int:
+    """Proxies of ``--sample`` architectures of ``--space`` on a MedMNIST task."""
+    import json
+    from functools import partial
+    from pathlib import Path
+
+    import numpy as np
+
+    from builders import medmnist_data
+    from builders.jobs import Job, WorkDir, device_name, run_jobs
+    from medbench.errors import MedbenchError
+    from medbench.spaces import get_space
+
+    if not args.space or args.sample < 1 or args.chunk < 1:
+        raise MedbenchError("a MedMNIST task needs --space (e.g. mstf) and --sample N "
+                            "(N >= 1), and --chunk >= 1")
+    module = get_space(args.space)
+    task = medmnist_data.load(task_id, args.data_root)
+    archs = [a.arch_id for a in module.sample(args.sample,
+                                              np.random.default_rng(args.sample_seed))]
+    setting = {"space": args.space, "batch_size": args.batch_size,
+               "sample_seed": args.sample_seed}
+    jobs = [Job(f"{args.space}-n{args.sample}-c{i // args.chunk:05d}-s{seed}",
+                {**setting, "archs": archs[i:i + args.chunk], "seed": seed})
+            for i in range(0, len(archs), args.chunk) for seed in args.seeds]
+    work = WorkDir(Path(args.work) / task_id.replace("/", "_") /
+                   f"{args.space}-b{args.batch_size}-sample{args.sample_seed}")
+    threads = args.threads or (1 if args.workers > 1 or args.backend == "ray" else 0)
+    if threads:
+        torch.set_num_threads(threads)
+    counts = run_jobs(work, jobs, partial(proxy_job, task=task, batch_size=args.batch_size,
+                                          spatial=(), threads=threads, cache={}),
+                      builder=BUILDER, version=VERSION, device=device_name("cpu"),
+                      describe=lambda j: f"{len(j.args['archs'])} {args.space} archs seed "
+                                         f"{j.args['seed']}",
+                      backend=args.backend, workers=args.workers, cpus_per_job=threads or 1)
+    print(json.dumps({**counts, "work": str(work.root), "archs": len(archs)}))
     return 0
 
 

@@ -1,0 +1,64 @@
+"""MedMNIST data checks and zero-cost proxies of sampled mstf architectures (synthetic
+arrays in the MedMNIST layout: code paths only, never benchmark content)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+medmnist = pytest.importorskip("medmnist")
+
+from builders import medmnist_data  # noqa: E402
+from builders.proxies import PROXIES, classification_rows  # noqa: E402
+from medbench.errors import MedbenchError  # noqa: E402
+from medbench.spaces import mstf  # noqa: E402
+
+
+def synthetic(name="breastmnist", n=40, size=8, channels=None):
+    info = medmnist.INFO[name]
+    rng = np.random.default_rng(0)
+    shape = (n, size, size) if channels is None else (n, size, size, channels)
+    arrays = {}
+    for part in ("train", "val", "test"):
+        arrays[f"{part}_images"] = rng.integers(0, 256, shape, dtype=np.uint8)
+        arrays[f"{part}_labels"] = rng.integers(0, len(info["label"]), (n, 1))
+    return medmnist_data.MedMNISTTask(f"medmnist/{name}", info, arrays, "0" * 64)
+
+
+def test_batches_are_seeded_stratified_and_scaled():
+    task = synthetic("retinamnist", channels=3)
+    x, y = task.batch(10, seed=3)
+    assert x.shape == (10, 3, 8, 8) and float(x.min()) >= -1 and float(x.max()) <= 1
+    assert sorted(set(y.tolist())) == [0, 1, 2, 3, 4]  # every class in the batch
+    x2, y2 = task.batch(10, seed=3)
+    assert (x == x2).all() and (y == y2).all()
+    assert not (task.batch(10, seed=4)[0] == x).all()
+    row = task.tasks_row("r")
+    assert row["metric"] == "acc" and row["n_classes"] == 5 and row["dims"] == 2
+    assert row["input_shape"] == [3, 8, 8] and row["licence"] == "CC BY 4.0"
+
+
+def test_load_checks_the_official_md5(tmp_path):
+    np.savez(tmp_path / "breastmnist.npz", train_images=np.zeros((2, 28, 28), np.uint8))
+    with pytest.raises(MedbenchError, match="MD5"):
+        medmnist_data.load("medmnist/breastmnist", tmp_path)
+    with pytest.raises(MedbenchError, match="no pneumoniamnist.npz"):
+        medmnist_data.load("medmnist/pneumoniamnist", tmp_path)
+    with pytest.raises(MedbenchError, match="not a MedMNIST set"):
+        medmnist_data.load("medmnist/nosuchmnist", tmp_path)
+
+
+def test_every_proxy_scores_sampled_mstf_archs_and_repeats_by_seed():
+    task = synthetic()
+    archs = [a.arch_id for a in mstf.sample(2, np.random.default_rng(0))]
+    out = classification_rows(task, "mstf", archs, seed=0, batch_size=16, run_id="r")
+    rows = out["proxies"]
+    assert len(rows) == 2 * len(PROXIES)
+    assert {r["proxy"] for r in rows} == set(PROXIES)
+    assert all(r["score"] is not None for r in rows), [r for r in rows if r["score"] is None]
+    assert [a["arch_id"] for a in out["architectures"]] == archs
+    assert out["tasks"][0]["task"] == "medmnist/breastmnist"
+    again = classification_rows(task, "mstf", archs[:1], seed=0, batch_size=16, run_id="r")
+    first = {r["proxy"]: r["score"] for r in rows if r["arch_id"] == archs[0]}
+    assert {r["proxy"]: r["score"] for r in again["proxies"]} == pytest.approx(first)
