@@ -62,3 +62,27 @@ def test_every_proxy_scores_sampled_mstf_archs_and_repeats_by_seed():
     again = classification_rows(task, "mstf", archs[:1], seed=0, batch_size=16, run_id="r")
     first = {r["proxy"]: r["score"] for r in rows if r["arch_id"] == archs[0]}
     assert {r["proxy"]: r["score"] for r in again["proxies"]} == pytest.approx(first)
+
+
+def test_standalone_training_rows():
+    from builders.medmnist_train import Recipe, train_and_evaluate
+
+    task = synthetic(n=24)
+    arch = mstf.sample(1, np.random.default_rng(2))[0]
+    rows = train_and_evaluate(task, "mstf", arch.arch_id, 0, Recipe(epochs=2, batch_size=8),
+                              "cpu", "run-x")
+    (ev,) = rows["evaluations"]
+    assert ev["epochs"] == 2 and ev["train_seconds"] > 0 and ev["method"] == "standalone"
+    for k in ("val_acc", "test_acc", "val_auc", "test_auc"):
+        assert 0.0 <= ev[k] <= 1.0
+    assert [c["epoch"] for c in rows["curves"]] == [1, 2]
+    assert rows["curves"][1]["elapsed_seconds"] > rows["curves"][0]["elapsed_seconds"]
+    assert rows["costs"][0]["params"] > 0 and rows["costs"][0]["input_shape"] == [1, 8, 8]
+    assert rows["architectures"][0]["arch_index"] == arch.arch_index
+    from medbench.release import to_arrow
+
+    for table, table_rows in rows.items():  # every row fits the table contract
+        assert len(to_arrow(table, table_rows)) == len(table_rows)
+    again = train_and_evaluate(task, "mstf", arch.arch_id, 0, Recipe(epochs=2, batch_size=8),
+                               "cpu", "run-y")
+    assert again["curves"][1]["train_loss"] == pytest.approx(rows["curves"][1]["train_loss"])
