@@ -106,6 +106,17 @@ def generate(store) -> str:
             out.append(f"- latency on {res.device} ({res.runtime}, {res.threads} thread(s), "
                        f"batch {res.batch}): {len(lat)} architectures with results measured, "
                        f"fastest {_fmt(fast['latency_ms'], 2)} ms (`{fast['arch_id']}`)")
+    from medbench.proxy_report import correlations, table_lines
+
+    proxy_rows = correlations(store, bootstrap=1000)
+    if proxy_rows:
+        out += ["", "### Zero-cost proxies against trained results", "",
+                "From `medbench report proxies` (figures in "
+                "[reports/proxies](reports/proxies/proxies.md)): rank correlation of each "
+                "proxy (mean over its seeds) with the mean validation metric, 95 % bootstrap "
+                "intervals over architectures, top-10 % precision, and the proxy's own "
+                "seed-to-seed Spearman. With few architectures the intervals are wide; read "
+                "them before the point values.", "", *table_lines(proxy_rows)]
     return "\n".join(out) + "\n"
 
 

@@ -77,3 +77,15 @@ def test_report_command(cli, release, tmp_path):
 def test_report_without_proxies_is_one_line(cli, release, tmp_path):
     r = cli(release, "report", "proxies", "--out", str(tmp_path / "o"))
     assert one_line_error(r) and "nothing to report" in r.err
+
+
+def test_the_datasheet_quotes_the_proxy_table(release):
+    from medbench.datasheet import generate
+
+    with medbench.open(release) as store:
+        assert "Zero-cost proxies against trained results" not in generate(store)
+    add_proxies(release)
+    with medbench.open(release) as store:
+        section = generate(store)
+    assert "### Zero-cost proxies against trained results" in section
+    assert "| unet3d | msd/hippocampus | oracle | 5 | 1.00 [1.00, 1.00]" in section
