@@ -202,11 +202,12 @@ def _networks(space: str, arch_id: str, shape: list[int], runtimes, threads, dev
             so.intra_op_num_threads, so.inter_op_num_threads = t, 1
             sess = ort.InferenceSession(buf.getvalue(), so, providers=["CPUExecutionProvider"])
             runs[("onnxruntime", t)] = lambda sess=sess, xn=xn: sess.run(None, {"x": xn})
-    from builders.unet3d import _macs
+    from builders.unet3d import _macs, activation_mb
 
     params = sum(p.numel() for p in net.parameters())
     macs = _macs(net, shape[0], tuple(shape[1:]), device)
-    return Net(space, arch_id, runs), arch_index, config, params, macs
+    act = activation_mb(net, shape[0], tuple(shape[1:]), device)
+    return Net(space, arch_id, runs), arch_index, config, params, macs, act
 
 
 def _set_threads(threads: int) -> None:
@@ -229,7 +230,7 @@ def measure_chunk(archs: list[tuple[str, str]], shape: list[int], runtimes: list
     for space, arch_id in [*archs, ("unet3d", CONTROL)]:
         net, *facts = _networks(space, arch_id, shape, runtimes, threads, device)
         nets.append(net)
-        meta[(space, arch_id)] = tuple(facts)  # arch_index, config, params, macs
+        meta[(space, arch_id)] = tuple(facts)  # arch_index, config, params, macs, act
     cores = os.cpu_count() or 1
     results, control = [], {}
     for setting in nets[0].run:
@@ -517,7 +518,8 @@ def main(argv: list[str] | None = None) -> int:
             archs_rows = [{"space": s, "arch_id": a, "arch_index": meta[(s, a)][0],
                            "config": meta[(s, a)][1], "run_id": run_id} for s, a in measured]
             costs = [{"space": s, "arch_id": a, "task": task, "params": meta[(s, a)][2],
-                      "macs": meta[(s, a)][3], "input_shape": shape, "run_id": run_id}
+                      "macs": meta[(s, a)][3], "activation_mb": meta[(s, a)][4],
+                      "input_shape": shape, "run_id": run_id}
                      for s, a in measured]
             return {"hardware": hw, "devices": [dev], "architectures": archs_rows,
                     "costs": costs}

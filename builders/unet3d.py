@@ -211,9 +211,33 @@ def train_and_evaluate(task, space: str, arch_id: str, seed: int, recipe: Recipe
         "architectures": [{"space": space, "arch_id": arch_id, "arch_index": arch_index,
                            "config": config, "run_id": run_id}],
         "costs": [{"space": space, "arch_id": arch_id, "task": task.task, "params": params,
-                   "macs": macs, "input_shape": shape, "run_id": run_id}],
+                   "macs": macs, "input_shape": shape, "run_id": run_id,
+                   "activation_mb": activation_mb(net, task.n_channels, recipe.spatial_size,
+                                                  device)}],
         "tasks": [task.tasks_row(shape, run_id)],
     }
+
+
+def activation_mb(net, in_channels: int, spatial: tuple[int, ...], device) -> float | None:
+    """Peak activation memory of one forward pass at batch 1 in eager PyTorch (no_grad,
+    float32), in MB (10^6 bytes): the live tensors other than parameters, buffers and the
+    input, tracked allocation by allocation with torch's ``MemTracker``. None where that
+    tracker is not available (it lives in ``torch.distributed._tools``)."""
+    import torch
+
+    try:
+        from torch.distributed._tools.mem_tracker import MemTracker, _MemRefType
+    except ImportError:
+        return None
+    x = torch.zeros(1, in_channels, *spatial, device=device)
+    net.eval()
+    tracker = MemTracker()
+    tracker.track_external(net, x)
+    with tracker, torch.no_grad():
+        net(x)
+    peak = tracker.get_tracker_snapshot("peak")
+    dev = next(iter(peak))
+    return (peak[dev].get(_MemRefType.ACT, 0) + peak[dev].get(_MemRefType.TEMP, 0)) / 1e6
 
 
 def _macs(net, in_channels: int, spatial: tuple[int, int, int], device) -> int:

@@ -87,6 +87,9 @@ def test_measure_and_release_a_tiny_chunk(tmp_path, release):
         assert args["control"]["onnxruntime/1"]["median_ms"] > 0
         res = store.query(task="hippocampus", device="test-box", limit=0)
         assert res.device == "test-box"
+        act = store.sql("SELECT activation_mb FROM costs WHERE arch_id = "
+                        "'s2|c4-8-16|k3-3-3|b1-1-1|r0-0-0'").fetchall()
+        assert len(act) == 1 and act[0][0] > 0
 
 
 def test_nothing_to_measure_is_one_line(tmp_path, capsys):
@@ -174,3 +177,20 @@ def test_measure_blocks_and_fit_the_table(release, tmp_path):
         assert got == [(pytest.approx(sums[a3.arch_id] + 3.0), "lut")]
     with pytest.raises(medbench.MedbenchError, match="lacks"):
         predict(lut, ["enc|l9|s1|i1|c4|k3|b1|r0"])
+
+
+def test_activation_memory_counts_live_tensors():
+    import torch
+
+    from builders.unet3d import activation_mb
+    from medbench.spaces import unet3d
+
+    # conv1 out (2 x 64 floats) dies once ReLU has run; at the peak, ReLU's output (512 B)
+    # and conv2's output (4 x 64 x 4 B = 1,024 B) are alive: 1,536 bytes.
+    net = torch.nn.Sequential(torch.nn.Conv3d(1, 2, 3, padding=1), torch.nn.ReLU(),
+                              torch.nn.Conv3d(2, 4, 3, padding=1))
+    assert activation_mb(net, 1, (4, 4, 4), "cpu") == pytest.approx(1536 / 1e6)
+    small = unet3d.build(unet3d.from_id("s2|c8-16-32|k3-3-3|b1-1-1|r0-0-0"), 1, 3)
+    large = unet3d.build(unet3d.from_id("s2|c16-32-64|k3-3-3|b1-1-1|r0-0-0"), 1, 3)
+    a, b = (activation_mb(n, 1, (16, 16, 16), "cpu") for n in (small, large))
+    assert 0 < a < b
