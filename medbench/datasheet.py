@@ -100,6 +100,7 @@ def generate(store) -> str:
                                f"{fit['threads']} thread(s)): MAPE {fit['mape_pct']:.1f} %, "
                                f"Kendall tau {_fmt(tau, 3)} over {fit['n']} measured "
                                f"networks; overhead {fit['overhead_ms']:.2f} ms")
+        out += _hardware_lines(store, task)
         lat = [r for r in rows if r["latency_ms"] is not None]
         if lat and res.device:
             fast = min(lat, key=lambda r: r["latency_ms"])
@@ -118,6 +119,41 @@ def generate(store) -> str:
                 "seed-to-seed Spearman. With few architectures the intervals are wide; read "
                 "them before the point values.", "", *table_lines(proxy_rows)]
     return "\n".join(out) + "\n"
+
+
+def _hardware_lines(store, task: str) -> list[str]:
+    """Throughput of the latency builder and the noise of its control network, per device."""
+    import json
+
+    out = []
+    rows = store.fetchall("""
+        SELECT r.device, r.args, r.seconds, count(DISTINCT h.arch_id)
+        FROM runs r JOIN hardware h USING (run_id)
+        WHERE r.builder = 'builders.hardware' AND h.task = ? AND r.status = 'ok'
+        GROUP BY ALL ORDER BY ALL""", [task])
+    per_device: dict[str, dict] = {}
+    for device, args, seconds, n in rows:
+        d = per_device.setdefault(device, {"seconds": 0.0, "archs": 0, "control": {}})
+        d["seconds"] += seconds or 0.0
+        d["archs"] += n
+        for setting, stats in (json.loads(args or "{}").get("control") or {}).items():
+            if isinstance(stats, dict):
+                d["control"].setdefault(setting, []).append(stats)
+    for device, d in per_device.items():
+        if d["seconds"] > 0:
+            out.append(f"- latency builder on {device}: {d['archs']} architectures in "
+                       f"{d['seconds']:.0f} s ({3600 * d['archs'] / d['seconds']:.0f} per "
+                       "hour, every runtime and thread setting)")
+        noise = []
+        for setting, stats in sorted(d["control"].items()):
+            medians = [s["median_ms"] for s in stats]
+            spread = max(s["p90_ms"] / s["p10_ms"] for s in stats)
+            noise.append(f"{setting} median {min(medians):.2f}-{max(medians):.2f} ms over "
+                         f"{len(stats)} chunk(s), p90/p10 up to {spread:.2f}")
+        if noise:
+            out.append(f"- noise on {device}, from the control network measured in every "
+                       f"chunk (runtime/threads, 0 = all cores): " + "; ".join(noise))
+    return out
 
 
 def splice(document: str, section: str) -> str:

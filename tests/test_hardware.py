@@ -90,6 +90,11 @@ def test_measure_and_release_a_tiny_chunk(tmp_path, release):
         act = store.sql("SELECT activation_mb FROM costs WHERE arch_id = "
                         "'s2|c4-8-16|k3-3-3|b1-1-1|r0-0-0'").fetchall()
         assert len(act) == 1 and act[0][0] > 0
+        from medbench.datasheet import generate
+
+        section = generate(store)
+        assert "- latency builder on test-box: 1 architectures in" in section
+        assert "noise on test-box" in section and "onnxruntime/1 median" in section
 
 
 def test_nothing_to_measure_is_one_line(tmp_path, capsys):
