@@ -1,0 +1,200 @@
+"""Fréchet distances between MedMNIST data sets, on features of an encoder trained here.
+
+    python -m builders.task_distances --data-root ../shared/data/medmnist [--tables tables]
+
+No ImageNet weights can be fetched, so the encoder is trained from scratch, one per
+dimensionality, on every MedMNIST set present under ``--data-root`` (a set added later is
+picked up by a rerun): a small CNN (three conv-BN-ReLU stages of 32, 64 and 128 channels,
+each followed by 2x pooling, then global average pooling) with one linear head per set,
+trained jointly on each set's own labels (cross-entropy; BCE for multi-label sets) for a
+fixed number of steps (``--steps``, Adam lr 1e-3, batches of 64 drawn from one set after
+another), so features reflect image content rather than which set an image comes from.
+RGB images are averaged to one channel. Features are the 128 pooled activations.
+
+For every pair of sets of the same dimensionality, and for every set against the pool of
+all of them (equal draws per set, named ``pooled-2d``/``pooled-3d``), the Fréchet distance
+``|mu_a - mu_b|^2 + Tr(S_a + S_b - 2 (S_a S_b)^1/2)`` is computed on up to ``--samples``
+training images per set (all of them where a set has fewer; 128 features need at least 129
+for a full-rank covariance). Rows go to ``task_distances`` in both directions, with
+``method = fid/<encoder name>``; one job per dimensionality.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from builders.jobs import Job, WorkDir, add_backend_args, device_name, run_jobs
+from medbench.errors import MedbenchError
+
+__all__ = ["frechet", "train_encoder", "distance_rows", "main", "VERSION"]
+
+VERSION = "1.0"
+BUILDER = "builders.task_distances"
+FEATURES = 128
+
+
+def frechet(a: np.ndarray, b: np.ndarray) -> float:
+    """Fréchet distance between Gaussians fitted to two feature sets (rows are samples)."""
+    from scipy import linalg
+
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    s_a, s_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    root, _ = linalg.sqrtm(s_a @ s_b, disp=False)
+    root = root.real
+    d = float(np.sum((mu_a - mu_b) ** 2) + np.trace(s_a + s_b - 2.0 * root))
+    return max(d, 0.0)  # round-off can leave a tiny negative for identical sets
+
+
+def _encoder(dims: int, heads: dict[str, int]):
+    import torch
+    from torch import nn
+
+    conv = nn.Conv2d if dims == 2 else nn.Conv3d
+    bn = nn.BatchNorm2d if dims == 2 else nn.BatchNorm3d
+    pool = nn.MaxPool2d if dims == 2 else nn.MaxPool3d
+    gap = nn.AdaptiveAvgPool2d(1) if dims == 2 else nn.AdaptiveAvgPool3d(1)
+
+    class Encoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            layers, c = [], 1
+            for width in (32, 64, FEATURES):
+                layers += [conv(c, width, 3, padding=1, bias=False), bn(width),
+                           nn.ReLU(inplace=True), pool(2)]
+                c = width
+            self.trunk = nn.Sequential(*layers, gap, nn.Flatten())
+            self.heads = nn.ModuleDict({k.replace("/", "_"): nn.Linear(FEATURES, n)
+                                        for k, n in heads.items()})
+
+        def forward(self, x, task: str):
+            return self.heads[task.replace("/", "_")](self.trunk(x))
+
+    torch.manual_seed(0)
+    return Encoder()
+
+
+def _gray(task, part: str) -> np.ndarray:
+    x = task.images(part)
+    return x.mean(axis=1, keepdims=True) if x.shape[1] > 1 else x
+
+
+def train_encoder(tasks: list, dims: int, steps: int, seed: int = 0, batch: int = 64):
+    """The jointly trained encoder of one dimensionality (see the module docstring)."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    net = _encoder(dims, {t.task: t.n_classes for t in tasks})
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    data = {t.task: (torch.from_numpy(_gray(t, "train")), torch.from_numpy(t.labels("train")))
+            for t in tasks}
+    net.train()
+    for step in range(steps):
+        t = tasks[step % len(tasks)]
+        x, y = data[t.task]
+        idx = torch.from_numpy(rng.choice(len(x), min(batch, len(x)), replace=False))
+        loss_fn = nn.BCEWithLogitsLoss() if t.multi_label else nn.CrossEntropyLoss()
+        opt.zero_grad(set_to_none=True)
+        loss_fn(net(x[idx], t.task), y[idx]).backward()
+        opt.step()
+    return net.eval()
+
+
+def _features(net, x: np.ndarray) -> np.ndarray:
+    import torch
+
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(x), 256):
+            out.append(net.trunk(torch.from_numpy(x[i:i + 256])).numpy())
+    return np.concatenate(out).astype(np.float64)
+
+
+def distance_rows(tasks: list, dims: int, steps: int, samples: int, run_id: str,
+                  seed: int = 0) -> dict[str, list[dict]]:
+    """Train the encoder and measure every distance among ``tasks`` (one dimensionality)."""
+    rng = np.random.default_rng(seed)
+    net = train_encoder(tasks, dims, steps, seed)
+    feats = {}
+    for t in tasks:
+        x = _gray(t, "train")
+        pick = rng.choice(len(x), min(samples, len(x)), replace=False)
+        feats[t.task] = _features(net, x[pick])
+    n_pool = min(len(f) for f in feats.values())
+    pooled = np.concatenate([f[rng.choice(len(f), n_pool, replace=False)]
+                             for f in feats.values()])
+    method = f"fid/medbench-cnn{dims}d-v{VERSION}-s{steps}"
+    rows = []
+    names = sorted(feats)
+    for a in names:
+        for b in names:
+            if a != b:
+                rows.append({"task_a": a, "task_b": b, "method": method,
+                             "distance": frechet(feats[a], feats[b]),
+                             "n_samples_a": len(feats[a]), "n_samples_b": len(feats[b]),
+                             "run_id": run_id})
+        rows.append({"task_a": a, "task_b": f"pooled-{dims}d", "method": method,
+                     "distance": frechet(feats[a], pooled), "n_samples_a": len(feats[a]),
+                     "n_samples_b": len(pooled), "run_id": run_id})
+    return {"task_distances": rows, "tasks": [t.tasks_row(run_id) for t in tasks]}
+
+
+def _job(job: Job, run_id: str, *, data_root, steps: int, samples: int):
+    from builders import medmnist_data
+
+    tasks = [medmnist_data.load(t, data_root) for t in job.args["tasks"]]
+    return distance_rows(tasks, job.args["dims"], steps, samples, run_id)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m builders.task_distances",
+                                 description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data-root", required=True, help="folder of MedMNIST .npz files")
+    ap.add_argument("--steps", type=int, default=1000, help="encoder training steps")
+    ap.add_argument("--samples", type=int, default=2000, help="images per set (at most)")
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--work", default="runs/task_distances")
+    add_backend_args(ap)
+    args = ap.parse_args(argv)
+    try:
+        from medmnist import INFO
+
+        if args.steps < 1 or args.samples < FEATURES + 1:
+            raise MedbenchError(f"--steps must be >= 1 and --samples >= {FEATURES + 1} "
+                                "(a full-rank covariance)")
+        present = sorted(n for n in INFO if (Path(args.data_root) / f"{n}.npz").is_file())
+        if not present:
+            raise MedbenchError(f"no MedMNIST .npz file under {args.data_root}")
+        groups = {d: [f"medmnist/{n}" for n in present if n.endswith("3d") == (d == 3)]
+                  for d in (2, 3)}
+        jobs = [Job(f"fid{d}d-" + "-".join(t.split("/")[1] for t in ts),
+                    {"dims": d, "tasks": ts, "steps": args.steps, "samples": args.samples})
+                for d, ts in groups.items() if len(ts) >= 2]
+        if not jobs:
+            raise MedbenchError("distances need two sets of the same dimensionality")
+        if args.threads:
+            import torch
+
+            torch.set_num_threads(args.threads)
+        work = WorkDir(Path(args.work) / f"v{VERSION}")
+        counts = run_jobs(work, jobs, partial(_job, data_root=args.data_root,
+                                              steps=args.steps, samples=args.samples),
+                          builder=BUILDER, version=VERSION, device=device_name("cpu"),
+                          backend=args.backend, workers=args.workers,
+                          cpus_per_job=args.threads or 1)
+    except MedbenchError as e:
+        print(f"builders.task_distances: error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps({**counts, "work": str(work.root), "jobs": [j.key for j in jobs]}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
