@@ -107,6 +107,15 @@ def generate(store) -> str:
             out.append(f"- latency on {res.device} ({res.runtime}, {res.threads} thread(s), "
                        f"batch {res.batch}): {len(lat)} architectures with results measured, "
                        f"fastest {_fmt(fast['latency_ms'], 2)} ms (`{fast['arch_id']}`)")
+    dist = store.fetchall("""
+        SELECT method, task_a, task_b, distance, n_samples_a, n_samples_b FROM task_distances
+        WHERE task_a < task_b OR task_b LIKE 'pooled-%' ORDER BY ALL""")
+    if dist:
+        out += ["", "### Distances between data sets (`task_distances`)", "",
+                "| method | task a | task b | Fréchet distance | samples a | samples b |",
+                "|---|---|---|---|---|---|"]
+        out += [f"| {m} | {a} | {b} | {d:.3f} | {na} | {nb} |"
+                for m, a, b, d, na, nb in dist]
     from medbench.proxy_report import correlations, table_lines
 
     proxy_rows = correlations(store, bootstrap=1000)

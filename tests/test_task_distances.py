@@ -42,3 +42,17 @@ def test_rows_for_every_pair_and_the_pool():
     assert ab["n_samples_a"] == FEATURES + 20 and ab["n_samples_b"] == FEATURES + 40
     assert pairs[("medmnist/breastmnist", "pooled-2d")]["n_samples_b"] == 2 * (FEATURES + 20)
     assert all(r["method"] == "fid/medbench-cnn2d-v1.0-s3" for r in rows)
+
+
+def test_the_datasheet_lists_distances(release):
+    import medbench
+    from medbench.datasheet import generate
+    from medbench.release import write_manifest, write_rows
+
+    write_rows(release, "task_distances", [
+        {"task_a": "msd/hippocampus", "task_b": "pooled-3d", "method": "fid/x", "distance": 1.5,
+         "n_samples_a": 200, "n_samples_b": 400, "run_id": "run-test"}], "d")
+    write_manifest(release)
+    with medbench.open(release) as store:
+        section = generate(store)
+    assert "| fid/x | msd/hippocampus | pooled-3d | 1.500 | 200 | 400 |" in section
