@@ -59,10 +59,12 @@ def generate(store) -> str:
         out.append("No evaluation rows yet.")
         return "\n".join(out) + "\n"
     out += ["| task | space | method | architectures | rows | seeds | epochs | "
-            "minutes per job |", "|---|---|---|---|---|---|---|---|"]
+            "minutes per job | jobs per hour per process |",
+            "|---|---|---|---|---|---|---|---|---|"]
     for task, space, method, n_arch, n, seeds, epochs, minutes in groups:
+        rate = _fmt(60 / minutes, 1) if minutes else "–"
         out.append(f"| {task} | {space} | {method} | {n_arch} | {n} | {seeds} | {epochs} | "
-                   f"{_fmt(minutes, 1)} |")
+                   f"{_fmt(minutes, 1)} | {rate} |")
     for (task,) in store.fetchall("SELECT DISTINCT task FROM evaluations ORDER BY 1"):
         res = store.query(task=task, limit=0)
         m = res.metric
