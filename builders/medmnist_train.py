@@ -169,7 +169,9 @@ def main(argv: list[str] | None = None) -> int:
             raise MedbenchError("--archs and --epochs must be at least 1")
         module = get_space(args.space)
         recipe = Recipe(epochs=args.epochs)
-        archs = module.sample(args.archs, np.random.default_rng(args.sample_seed))
+        # a space may define how its zoo is drawn (mednns: per choice, as MedNNS does)
+        draw = getattr(module, "sample_choices", module.sample)
+        archs = draw(args.archs, np.random.default_rng(args.sample_seed))
         jobs = [Job(f"{a.arch_index}-s{s}", {"space": args.space, "arch_id": a.arch_id,
                                              "seed": s, "recipe": asdict(recipe)})
                 for a in archs for s in args.seeds]

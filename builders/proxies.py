@@ -57,6 +57,7 @@ def params(net, x, y, loss_fn) -> float:
 def flops(net, x, y, loss_fn) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
+    net.eval()  # batch 1: train-mode batch norm cannot run on a 1x1 map (counts are alike)
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         net(x[:1])
     return float(counter.get_total_flops())
@@ -426,8 +427,8 @@ def _sampled_main(args, task_id: str) -> int:
                             "(N >= 1), and --chunk >= 1")
     module = get_space(args.space)
     task = medmnist_data.load(task_id, args.data_root)
-    archs = [a.arch_id for a in module.sample(args.sample,
-                                              np.random.default_rng(args.sample_seed))]
+    draw = getattr(module, "sample_choices", module.sample)  # mednns: per choice, as MedNNS
+    archs = [a.arch_id for a in draw(args.sample, np.random.default_rng(args.sample_seed))]
     setting = {"space": args.space, "batch_size": args.batch_size,
                "sample_seed": args.sample_seed}
     jobs = [Job(f"{args.space}-n{args.sample}-c{i // args.chunk:05d}-s{seed}",

@@ -17,6 +17,7 @@ MODULES = {
     "unet3d": "medbench.spaces.unet3d",
     "dynunet": "medbench.spaces.dynunet",
     "mstf": "medbench.spaces.mstf",
+    "mednns": "medbench.spaces.mednns",
 }
 
 
