@@ -259,6 +259,13 @@ def all_blocks(in_channels: int) -> list[str]:
     return list(keys)
 
 
+def build_supernet(in_channels: int, out_channels: int):
+    """The weight-sharing supernet holding every architecture (imports torch and MONAI)."""
+    from medbench.spaces._unet3d_supernet import SuperUNet
+
+    return SuperUNet(in_channels, out_channels)
+
+
 def build(arch: Arch, in_channels: int, out_channels: int):
     """The network of ``arch`` as a torch module (imports torch and MONAI)."""
     from medbench.spaces._unet3d_torch import SearchableUNet

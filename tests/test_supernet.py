@@ -1,0 +1,66 @@
+"""The unet3d supernet: a subnet's sliced forward equals its extracted standalone network,
+and training a subnet touches only the weights it uses."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("monai")
+
+from medbench.spaces import unet3d  # noqa: E402
+from medbench.spaces._unet3d_supernet import CMAX, SuperUNet  # noqa: E402
+
+ARCHS = [
+    "s2|c4-8-16|k3-3-3|b1-1-1|r0-0-0",                         # smallest kind
+    "s1|c8-16-64-32-320|k3-5-3-3-5|b1-2-1-2-1|r1-0-1-0-0",     # mixed, full resolution
+    "s2|c32-64-128-256|k5-3-5-3|b2-2-1-2|r1-1-0-1",            # half resolution, 4 levels
+    "s1|c32-64-128-256-320|k5-5-5-5-5|b2-2-2-2-2|r1-1-1-1-1",  # the largest: the whole net
+]
+
+
+@pytest.fixture(scope="module")
+def supernet():
+    torch.manual_seed(0)
+    return SuperUNet(1, 3)
+
+
+@pytest.mark.parametrize("arch_id", ARCHS)
+def test_sliced_forward_equals_the_extracted_network(supernet, arch_id):
+    arch = unet3d.from_id(arch_id)
+    x = torch.randn(2, 1, 32, 32, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        sliced = supernet(x, arch)
+        net = supernet.extract(arch)
+        standalone = net(x)
+    assert sliced.shape == (2, 3, 32, 32, 32)
+    torch.testing.assert_close(sliced, standalone, rtol=1e-5, atol=1e-5)
+    # the extracted network is the space's own network of that architecture
+    own = unet3d.build(arch, 1, 3)
+    assert [n for n, _ in own.named_parameters()] == [n for n, _ in net.named_parameters()]
+
+
+def test_only_the_used_slices_get_gradients(supernet):
+    arch = unet3d.from_id("s2|c8-16-32|k3-3-3|b1-1-1|r0-0-0")
+    supernet.zero_grad(set_to_none=True)
+    supernet(torch.randn(1, 1, 32, 32, 32), arch).sum().backward()
+    g = supernet.enc[0][0].conv1.grad
+    assert g[:8, :, 1:4, 1:4, 1:4].abs().sum() > 0       # used: 8 channels, centre 3x3x3
+    assert g[8:].abs().sum() == 0 and g[:, :, 0].abs().sum() == 0  # unused channels, rim
+    assert supernet.enc[0][1].conv1.grad is None          # one block only
+    assert supernet.enc[3][0].conv1.grad is None          # three levels only
+    assert supernet.enc[0][0].conv3.grad is None          # plain blocks: no projection
+    up = supernet.up[0].grad                              # level 1 -> level 0 upsampling
+    assert up[:16, :8].abs().sum() > 0 and up[16:].abs().sum() == 0
+    dec = supernet.dec[0][0].conv1.grad                   # decoder input: 8 up + 8 skip
+    used = torch.zeros(2 * CMAX[0], dtype=torch.bool)
+    used[:8] = used[CMAX[0]:CMAX[0] + 8] = True
+    assert dec[:8][:, used].abs().sum() > 0 and dec[:, ~used].abs().sum() == 0
+
+
+def test_every_sampled_architecture_runs(supernet):
+    x = torch.randn(1, 1, 32, 32, 32)
+    with torch.no_grad():
+        for arch in unet3d.sample(5, np.random.default_rng(3)):
+            assert supernet(x, arch).shape == (1, 3, 32, 32, 32)
