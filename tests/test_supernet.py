@@ -64,3 +64,46 @@ def test_every_sampled_architecture_runs(supernet):
     with torch.no_grad():
         for arch in unet3d.sample(5, np.random.default_rng(3)):
             assert supernet(x, arch).shape == (1, 3, 32, 32, 32)
+
+
+@pytest.mark.slow
+def test_training_resumes_per_epoch_and_subnets_are_evaluated(tmp_path):
+    import json
+
+    from builders.release import release
+    from builders.supernet import LARGEST, main
+    from medbench.validate import validate
+    from test_builders import make_task
+
+    data = make_task(tmp_path / "msd", n_cases=8)
+    base = ["--data-root", str(data), "--epochs", "3", "--sampling", "uniform",
+            "--random-subnets", "1", "--spatial", "32", "32", "32", "--work",
+            str(tmp_path / "w"), "--splits-dir", str(tmp_path / "splits"), "--threads", "1"]
+    assert main(["train", *base, "--limit-jobs", "1"]) == 0   # then "killed"
+    root = next((tmp_path / "w" / "msd_hippocampus").iterdir())
+    assert sorted(p.name for p in (root / "checkpoints").iterdir()) == ["epoch0001.pt"]
+    assert main(["evaluate", *base, "--archs", "2"]) == 2     # not trained to the end yet
+    assert main(["train", *base]) == 0                        # resumes at epoch 2
+    # only the checkpoint the next epoch would start from is kept (and the last one)
+    assert sorted(p.name for p in (root / "checkpoints").iterdir()) == ["epoch0002.pt",
+                                                                        "epoch0003.pt"]
+    keys = sorted(json.loads((d / "job.json").read_text())["key"]
+                  for d in (root / "jobs").iterdir())
+    assert keys == ["epoch0001", "epoch0002", "epoch0003"]
+    assert main(["evaluate", *base, "--archs", "2", "--chunk", "1",
+                 "--tables", str(tmp_path / "none")]) == 0
+    tables = tmp_path / "tables"
+    release(root, tables)
+    release(root / "evaluate", tables)
+    assert validate(tables).ok
+    import medbench
+
+    with medbench.open(tables) as store:
+        curve = store.sql("SELECT epoch, elapsed_seconds FROM curves WHERE arch_id = "
+                          f"'{LARGEST}' AND method = 'supernet' ORDER BY epoch").fetchall()
+        assert [c[0] for c in curve] == [1, 2, 3]
+        assert curve[0][1] < curve[1][1] < curve[2][1]  # the clock continued across resume
+        rows = store.sql("SELECT method, epochs, val_dice, test_dice FROM evaluations"
+                         ).fetchall()
+    assert len(rows) == 2 and all(r[0] == "supernet" and r[1] == 3 for r in rows)
+    assert all(0 <= r[2] <= 1 and 0 <= r[3] <= 1 for r in rows)

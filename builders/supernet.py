@@ -1,0 +1,298 @@
+"""Train the ``unet3d`` weight-sharing supernet on an MSD task, then evaluate its subnets.
+
+    python -m builders.supernet train --task hippocampus --data-root ../shared/data/msd \\
+        [--epochs 100] [--sampling sandwich|uniform] [--random-subnets 2]
+    python -m builders.supernet evaluate --task hippocampus --data-root ../shared/data/msd \\
+        --archs 10000 [--tables tables]
+
+**Training** (one job per epoch, so a killed run resumes at the last finished epoch): the
+recipe of the standalone builder (same transforms, DiceCE, AdamW lr 2e-3, weight decay 1e-5,
+cosine over the epochs, batch 4) with, per step, gradients accumulated over several subnets
+before one optimiser step. ``sandwich`` (the default, as in BigNAS/OFA): the largest and the
+smallest architecture plus ``--random-subnets`` uniform ones; ``uniform``: only uniform
+ones. After every epoch the whole state (weights, optimiser, schedule, seconds so far) is
+written atomically to ``checkpoints/epochNNNN.pt``; the epoch's job folder (a ``curves`` row
+of the largest subnet, method ``supernet``, and its ``runs`` row) is committed after it. Data
+order, augmentation and subnet draws are seeded per epoch, so a resumed run continues the
+same sequence.
+
+**Evaluation**: the last checkpoint's subnets, ``--archs`` drawn uniformly from the space
+plus every architecture with standalone results in ``--tables``, each evaluated on the
+validation and test splits (Dice, Jaccard, HD95 per class, as the standalone builder) into
+``evaluations`` with method ``supernet``, in jobs of ``--chunk`` architectures.
+Instance norm has no running statistics, so subnets need no recalibration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from builders.jobs import Job, WorkDir, device_name, run_jobs
+from medbench.catalog import resolve_task
+from medbench.errors import MedbenchError
+from medbench.manifest import atomic_write_bytes
+
+__all__ = ["Recipe", "VERSION", "LARGEST", "SMALLEST", "train_epoch", "main"]
+
+VERSION = "1.0"
+BUILDER = "builders.supernet"
+LARGEST = "s1|c32-64-128-256-320|k5-5-5-5-5|b2-2-2-2-2|r1-1-1-1-1"
+SMALLEST = "s2|c4-8-16|k3-3-3|b1-1-1|r0-0-0"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    epochs: int = 100
+    batch_size: int = 4
+    lr: float = 2e-3
+    weight_decay: float = 1e-5
+    sampling: str = "sandwich"
+    random_subnets: int = 2
+    spatial_size: tuple[int, int, int] = (48, 64, 48)
+    seed: int = 0
+
+
+class _Subnet:
+    """An architecture of the supernet as a callable network (for the metric loop)."""
+
+    def __init__(self, supernet, arch):
+        self.supernet, self.arch = supernet, arch
+
+    def eval(self):
+        self.supernet.eval()
+        return self
+
+    def __call__(self, x):
+        return self.supernet(x, self.arch)
+
+
+def _subnets(recipe: Recipe, rng) -> list:
+    from medbench.spaces import unet3d
+
+    picks = unet3d.sample(recipe.random_subnets, rng) if recipe.random_subnets else []
+    if recipe.sampling == "sandwich":
+        return [unet3d.from_id(LARGEST), unet3d.from_id(SMALLEST), *picks]
+    return picks
+
+
+def _checkpoint(work: WorkDir, epoch: int) -> Path:
+    return work.root / "checkpoints" / f"epoch{epoch:04d}.pt"
+
+
+def _data(task, recipe: Recipe, cache: dict):
+    from monai.data import CacheDataset
+
+    from builders import msd
+
+    if "data" not in cache:
+        cache["train_tf"] = msd.transforms(recipe.spatial_size, train=True)
+        cache["data"] = {
+            "train": CacheDataset(task.files("train"), cache["train_tf"], progress=False),
+            **{p: CacheDataset(task.files(p), msd.transforms(recipe.spatial_size, False),
+                               progress=False) for p in ("val", "test")}}
+    return cache["data"]
+
+
+def _state(task, recipe: Recipe, device: str, work: WorkDir, epoch: int):
+    """Supernet, optimiser and schedule as they were after ``epoch`` (0: fresh)."""
+    import torch
+
+    from medbench.spaces import unet3d
+
+    torch.manual_seed(recipe.seed)
+    net = unet3d.build_supernet(task.n_channels, len(task.class_names)).to(device)
+    opt = torch.optim.AdamW(net.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=recipe.epochs)
+    elapsed = 0.0
+    if epoch > 0:
+        path = _checkpoint(work, epoch)
+        if not path.is_file():
+            raise MedbenchError(f"no checkpoint {path}: epoch {epoch} is not finished")
+        state = torch.load(path, map_location=device, weights_only=False)
+        net.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        elapsed = state["elapsed_seconds"]
+    return net, opt, sched, elapsed
+
+
+def train_epoch(job: Job, run_id: str, *, task, recipe: Recipe, device: str, work: WorkDir,
+                cache: dict) -> dict[str, list[dict]]:
+    """Train epoch ``job.args['epoch']`` from the previous checkpoint; write this one."""
+    import numpy as np
+    import torch
+    from monai.data import DataLoader
+    from monai.losses import DiceCELoss
+
+    from builders.unet3d import _metrics
+    from medbench.spaces import unet3d
+
+    epoch = job.args["epoch"]
+    # A checkpoint holds weights and optimiser moments (1.7 GB for the full supernet): keep
+    # only the one this epoch starts from (and this epoch's, if a killed run wrote it).
+    for old in (work.root / "checkpoints").glob("epoch*.pt"):
+        if int(old.stem[5:]) < epoch - 1:
+            old.unlink()
+    net, opt, sched, elapsed = _state(task, recipe, device, work, epoch - 1)
+    data = _data(task, recipe, cache)
+    cache["train_tf"].set_random_state(seed=recipe.seed * 100_003 + epoch)
+    gen = torch.Generator().manual_seed(recipe.seed * 100_003 + epoch)
+    rng = np.random.default_rng([recipe.seed, epoch])
+    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
+    t0 = time.perf_counter()
+    net.train()
+    total, n = 0.0, 0
+    for batch in DataLoader(data["train"], batch_size=recipe.batch_size, shuffle=True,
+                            generator=gen):
+        x, y = batch["image"].to(device), batch["label"].to(device)
+        archs = _subnets(recipe, rng)
+        opt.zero_grad(set_to_none=True)
+        for arch in archs:
+            loss = loss_fn(net(x, arch), y) / len(archs)
+            loss.backward()
+            total += loss.item() * len(x)
+        opt.step()
+        n += len(x)
+    sched.step()
+    elapsed += time.perf_counter() - t0
+    largest = unet3d.from_id(LARGEST)
+    val = DataLoader(data["val"], batch_size=recipe.batch_size)
+    val_dice = _metrics(_Subnet(net, largest), val, len(task.class_names), device,
+                        recipe.spatial_size, full=False)["dice"]
+    buf = io.BytesIO()
+    torch.save({"model": net.state_dict(), "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(), "elapsed_seconds": elapsed, "epoch": epoch,
+                "recipe": asdict(recipe)}, buf)
+    atomic_write_bytes(_checkpoint(work, epoch), buf.getvalue())
+    key = {"space": "unet3d", "arch_id": LARGEST, "task": task.task, "method": "supernet",
+           "seed": recipe.seed}
+    return {"curves": [{**key, "epoch": epoch, "train_loss": total / n, "val_dice": val_dice,
+                        "elapsed_seconds": elapsed, "run_id": run_id}],
+            "architectures": [{"space": "unet3d", "arch_id": LARGEST,
+                               "arch_index": largest.arch_index,
+                               "config": largest.config_json(), "run_id": run_id}],
+            "tasks": [task.tasks_row([task.n_channels, *recipe.spatial_size], run_id)]}
+
+
+def evaluate_chunk(job: Job, run_id: str, *, task, recipe: Recipe, device: str,
+                   work: WorkDir, epoch: int, cache: dict) -> dict[str, list[dict]]:
+    """Val and test metrics of a chunk of subnets of the checkpoint after ``epoch``."""
+    from monai.data import DataLoader
+
+    from builders.unet3d import _metrics
+    from medbench.spaces import unet3d
+
+    if "net" not in cache:
+        cache["net"] = _state(task, recipe, device, work, epoch)[0].eval()
+    net, data = cache["net"], _data(task, recipe, cache)
+    loaders = {p: DataLoader(data[p], batch_size=recipe.batch_size) for p in ("val", "test")}
+    evals, archs = [], []
+    for arch_id in job.args["archs"]:
+        arch = unet3d.from_id(arch_id)
+        row = {"space": "unet3d", "arch_id": arch_id, "task": task.task, "method": "supernet",
+               "seed": recipe.seed, "epochs": epoch, "device": device_name(device),
+               "run_id": run_id}
+        for part, loader in loaders.items():
+            for name, value in _metrics(_Subnet(net, arch), loader, len(task.class_names),
+                                        device, recipe.spatial_size).items():
+                row[f"{part}_{name}"] = value
+        evals.append(row)
+        archs.append({"space": "unet3d", "arch_id": arch_id, "arch_index": arch.arch_index,
+                      "config": arch.config_json(), "run_id": run_id})
+    return {"evaluations": evals, "architectures": archs,
+            "tasks": [task.tasks_row([task.n_channels, *recipe.spatial_size], run_id)]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from functools import partial
+
+    ap = argparse.ArgumentParser(prog="python -m builders.supernet",
+                                 description=__doc__.split("\n\n")[0])
+    ap.add_argument("mode", choices=("train", "evaluate"))
+    ap.add_argument("--task", default="msd/hippocampus")
+    ap.add_argument("--data-root", default=None)
+    ap.add_argument("--epochs", type=int, default=Recipe.epochs)
+    ap.add_argument("--sampling", choices=("sandwich", "uniform"), default=Recipe.sampling)
+    ap.add_argument("--random-subnets", type=int, default=Recipe.random_subnets)
+    ap.add_argument("--spatial", type=int, nargs=3, default=list(Recipe.spatial_size))
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--archs", type=int, default=10_000, help="evaluate: uniform draws")
+    ap.add_argument("--sample-seed", type=int, default=0)
+    ap.add_argument("--chunk", type=int, default=100, help="evaluate: archs per job")
+    ap.add_argument("--tables", default="tables", help="evaluate: also every architecture "
+                    "with standalone results here")
+    ap.add_argument("--limit-jobs", type=int, default=0)
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--work", default="runs/supernet")
+    ap.add_argument("--splits-dir", default=None)
+    args = ap.parse_args(argv)
+    try:
+        import numpy as np
+        import torch
+
+        from builders import msd
+        from medbench.spaces import unet3d
+
+        task_id = resolve_task(args.task)
+        if args.epochs < 1 or args.random_subnets < 0 or args.chunk < 1:
+            raise MedbenchError("--epochs and --chunk must be >= 1, --random-subnets >= 0")
+        if args.sampling == "uniform" and args.random_subnets < 1:
+            raise MedbenchError("--sampling uniform needs --random-subnets >= 1")
+        recipe = Recipe(epochs=args.epochs, sampling=args.sampling,
+                        random_subnets=args.random_subnets,
+                        spatial_size=tuple(args.spatial), seed=args.seed)
+        size = "x".join(map(str, recipe.spatial_size))
+        work = WorkDir(Path(args.work) / task_id.replace("/", "_") /
+                       f"v{VERSION}-{recipe.sampling}{recipe.random_subnets}-e{recipe.epochs}"
+                       f"-{size}-s{recipe.seed}")
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        task = msd.load_task(task_id, args.data_root, splits_dir=Path(args.splits_dir)
+                             if args.splits_dir else msd.SPLITS_DIR)
+        if args.mode == "train":
+            jobs = [Job(f"epoch{e:04d}", {"epoch": e, "recipe": asdict(recipe)})
+                    for e in range(1, recipe.epochs + 1)]
+            run = partial(train_epoch, task=task, recipe=recipe, device=device, work=work,
+                          cache={})
+            eval_work = work
+        else:
+            last = max((int(p.stem[5:]) for p in (work.root / "checkpoints").glob("epoch*.pt")),
+                       default=0)
+            if last < recipe.epochs:
+                raise MedbenchError(f"the supernet has {last} of {recipe.epochs} epochs under "
+                                    f"{work.root}; train it first")
+            from builders.hardware import architectures_to_measure
+
+            ids = [a.arch_id for a in unet3d.sample(args.archs,
+                                                    np.random.default_rng(args.sample_seed))]
+            ids += [a for s, a in architectures_to_measure(args.tables, task_id, 0)
+                    if s == "unet3d" and a not in set(ids)]
+            jobs = [Job(f"eval-e{last}-{i // args.chunk:05d}",
+                        {"archs": ids[i:i + args.chunk], "checkpoint": last})
+                    for i in range(0, len(ids), args.chunk)]
+            run = partial(evaluate_chunk, task=task, recipe=recipe, device=device, work=work,
+                          epoch=last, cache={})
+            eval_work = WorkDir(work.root / "evaluate")
+        if args.limit_jobs:
+            done = eval_work.ok()
+            jobs = [j for j in jobs if j.key not in done][:args.limit_jobs]
+        # Epochs depend on each other: always one at a time, in this process.
+        counts = run_jobs(eval_work, jobs, run, builder=BUILDER, version=VERSION,
+                          device=device_name(device), describe=lambda j: j.key)
+    except MedbenchError as e:
+        print(f"builders.supernet: error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps({**counts, "work": str(eval_work.root), "recipe": asdict(recipe)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
