@@ -299,6 +299,24 @@ def report_proxies(
     _note(f"report written to {md.parent}/")
 
 
+@report_app.command("supernet-trust")
+def report_supernet_trust(
+    out: Annotated[str, typer.Option(help="Folder for supernet.md and its plots.")
+                   ] = "reports/supernet",
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the intervals.")
+                         ] = 1000,
+) -> None:
+    """Supernet subnets against the same architectures trained alone: Kendall τ, Spearman."""
+    from medbench.supernet_report import write_report
+
+    if bootstrap < 0:
+        raise MedbenchError(f"--bootstrap must be 0 or more, got {bootstrap}")
+    with _open() as store:
+        md = write_report(store, out, bootstrap)
+    print(md.read_text(), end="")
+    _note(f"report written to {md.parent}/")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app; print user errors as one line and exit 2."""
     try:  # typer >= 0.29 carries its own click

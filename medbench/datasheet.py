@@ -118,6 +118,14 @@ def generate(store) -> str:
                 "|---|---|---|---|---|---|"]
         out += [f"| {m} | {a} | {b} | {d:.3f} | {na} | {nb} |"
                 for m, a, b, d, na, nb in dist]
+    from medbench import supernet_report
+
+    trust_rows = supernet_report.trust(store)
+    if trust_rows:
+        out += ["", "### Supernet against standalone training", "",
+                "From `medbench report supernet-trust` (plots in "
+                "[reports/supernet](reports/supernet/supernet.md)):", "",
+                *supernet_report.table_lines(trust_rows)]
     from medbench.proxy_report import correlations, table_lines
 
     proxy_rows = correlations(store, bootstrap=1000)

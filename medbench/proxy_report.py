@@ -60,44 +60,16 @@ def mstf_objectives(scores: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarr
     return -j - f, -s + f
 
 
-def _top_precision(proxy: np.ndarray, metric: np.ndarray, share: float = 0.1) -> float:
-    k = max(1, int(round(share * len(metric))))
-    top_p = set(np.argsort(-proxy, kind="stable")[:k])
-    top_m = set(np.argsort(-metric, kind="stable")[:k])
-    return len(top_p & top_m) / k
-
-
-def _bootstrap(x, y, stat, n: int, rng) -> tuple[float, float]:
-    vals = []
-    for _ in range(n):
-        idx = rng.integers(len(x), size=len(x))
-        if len(set(idx.tolist())) < 3:
-            continue
-        v = stat(x[idx], y[idx])
-        if v == v:
-            vals.append(v)
-    if not vals:
-        return (float("nan"), float("nan"))
-    lo, hi = np.quantile(vals, [0.025, 0.975])
-    return float(lo), float(hi)
-
-
 def correlations(store, bootstrap: int = 1000, seed: int = 0) -> list[ProxyCorrelation]:
     """Every proxy's correlation with the trained metric, per space and task (3+ archs)."""
-    from scipy import stats
-
     from medbench import catalog
+    from medbench.rankstats import bootstrap_ci, kendall, spearman, top_precision
 
     store.views("proxies", "evaluations", "tasks")
     groups = store.fetchall("""
         SELECT DISTINCT p.space, p.task FROM proxies p
         SEMI JOIN evaluations e ON e.space = p.space AND e.task = p.task ORDER BY ALL""")
     rng = np.random.default_rng(seed)
-    def defined(fn):  # a constant input has no rank correlation: NaN, said as "–"
-        return lambda a, b: float("nan") if np.ptp(a) == 0 or np.ptp(b) == 0 else \
-            float(fn(a, b).statistic)
-
-    spearman, kendall = defined(stats.spearmanr), defined(stats.kendalltau)
     out = []
     for space, task in groups:
         row = store.fetchone("SELECT metric FROM tasks WHERE task = ?", [task])
@@ -133,8 +105,8 @@ def correlations(store, bootstrap: int = 1000, seed: int = 0) -> list[ProxyCorre
             y = np.array([quality[a] for a in archs])
             out.append(ProxyCorrelation(
                 space, task, proxy, len(archs), spearman(x, y),
-                _bootstrap(x, y, spearman, bootstrap, rng), kendall(x, y),
-                _bootstrap(x, y, kendall, bootstrap, rng), _top_precision(x, y),
+                bootstrap_ci(x, y, spearman, bootstrap, rng), kendall(x, y),
+                bootstrap_ci(x, y, kendall, bootstrap, rng), top_precision(x, y),
                 _seed_stability(per.get(proxy, {}), archs, spearman),
                 float(np.mean(secs[proxy])) if secs.get(proxy) else float("nan")))
     return out
