@@ -257,6 +257,35 @@ def export(
           f"written to {path} ({to})")
 
 
+@app.command("recommend")
+def recommend_cmd(
+    dataset: Annotated[str, typer.Option(help="A task id or alias with distances in the tables, "
+                                         "e.g. breastmnist.")],
+    space: Annotated[str, typer.Option(help="Search space of the zoo.")] = "mednns",
+    max_params: Annotated[Optional[str], typer.Option(help="Parameter limit, e.g. 1M.")
+                          ] = None,
+    limit: Annotated[int, typer.Option(help="Architectures to list.")] = 5,
+    method: Annotated[Optional[str], typer.Option(
+        help="Only results of this training method (supernet or standalone).")] = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Architectures for a data set from the zoo of its nearest data set (MedNNS's rule)."""
+    from medbench.recommend import recommend
+    from medbench.units import parse_count
+
+    if limit < 1:
+        raise MedbenchError(f"--limit must be at least 1, got {limit}")
+    if "/" in dataset and not dataset.count("/") == 1 or dataset.startswith((".", "~")):
+        raise MedbenchError("recommend takes a task with distances in the tables; embedding "
+                            "a data set folder is not available yet")
+    with _open() as store:
+        rec = recommend(store, dataset, space, limit=limit, result_method=method,
+                        max_params=parse_count(max_params) if max_params else None)
+        _note(f"nearest data set to {rec.task}: {rec.source} ({rec.method}, distance "
+              f"{rec.distance:.3f}); expected = its mean val {rec.metric}")
+        emit(rec.relation, fmt, title=f"recommended for {rec.task}")
+
+
 report_app = typer.Typer(help="Reports computed from the tables.", no_args_is_help=True,
                          rich_markup_mode=None)
 app.add_typer(report_app, name="report")

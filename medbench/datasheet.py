@@ -118,6 +118,20 @@ def generate(store) -> str:
                 "|---|---|---|---|---|---|"]
         out += [f"| {m} | {a} | {b} | {d:.3f} | {na} | {nb} |"
                 for m, a, b, d, na, nb in dist]
+    from medbench.recommend import leave_one_out
+
+    loo = [(space, r) for (space,) in store.fetchall(
+        "SELECT DISTINCT space FROM evaluations ORDER BY 1") for r in leave_one_out(store, space)]
+    if loo:
+        out += ["", "### Recommendation, leave one data set out (`medbench recommend`)", "",
+                "Test metric on each data set of the architecture recommended from its nearest "
+                "other data set, against a random architecture (mean), the largest and the "
+                "best:", "", "| space | data set | nearest | metric | recommended | random | "
+                "largest | best | architectures |", "|---|---|---|---|---|---|---|---|---|"]
+        out += [f"| {sp} | {r['task']} | {r['source']} | {r['metric']} | "
+                f"{_fmt(r['recommended'], 3)} | {_fmt(r['random'], 3)} | "
+                f"{_fmt(r['largest'], 3)} | {_fmt(r['best'], 3)} | {r['n_archs']} |"
+                for sp, r in loo]
     from medbench import supernet_report
 
     trust_rows = supernet_report.trust(store)

@@ -1,0 +1,134 @@
+"""Recommend architectures for a data set from the model zoo (MedNNS's use of the tables).
+
+    medbench recommend --dataset breastmnist [--space mednns] [--max-params 1M] [--limit 5]
+
+Nearest-dataset rule: among the other tasks with results in the space, take the one nearest
+to the data set in ``task_distances`` (Fréchet distance of encoder features), and rank its
+architectures by their mean validation metric there, within the cost limits. The expected
+metric shown is the nearest task's; where the data set itself has results for an
+architecture, they are shown beside (that is what the leave-one-out evaluation uses).
+
+:func:`leave_one_out` judges the rule purely from the tables: for every task with results,
+recommend from the others and compare the recommended architecture's own test metric on
+that task with a random architecture's (the mean), the largest one's (most parameters) and
+the best one's. A new data set given as a folder would need an encoder pass (torch); only
+known tasks are served now.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from medbench.errors import MedbenchError
+
+__all__ = ["Recommendation", "nearest_task", "recommend", "leave_one_out"]
+
+
+@dataclass
+class Recommendation:
+    task: str             # the data set asked about
+    source: str           # the nearest task the ranking comes from
+    distance: float
+    method: str           # distance method
+    metric: str
+    rows: list[dict]      # arch_id, expected (source's val metric), params, own val/test
+    relation: object = None  # the same rows as a DuckDB relation (for output)
+
+
+def _metric(store, task: str) -> str:
+    from medbench.query import _metric as metric_of
+
+    return metric_of(store, task)
+
+
+def nearest_task(store, task: str, candidates: list[str], method: str | None = None
+                 ) -> tuple[str, float, str]:
+    """(nearest candidate, its distance, the distance method) from ``task_distances``."""
+    store.views("task_distances")
+    params: list = [task]
+    where = "task_a = ? AND task_b IN (SELECT unnest(?))"
+    params.append(candidates)
+    if method:
+        where += " AND method = ?"
+        params.append(method)
+    row = store.fetchone(f"""
+        SELECT task_b, distance, method FROM task_distances WHERE {where}
+        ORDER BY method DESC, distance LIMIT 1""", params)
+    if row is None:
+        raise MedbenchError(f"no distance from {task} to any task with results "
+                            f"({', '.join(candidates) or 'none'}); run builders.task_distances")
+    return row[0], float(row[1]), row[2]
+
+
+def _zoo(store, space: str, method: str | None) -> list[str]:
+    store.views("evaluations")
+    cond = "AND method = ?" if method else ""
+    return [t for (t,) in store.fetchall(
+        f"SELECT DISTINCT task FROM evaluations WHERE space = ? {cond} ORDER BY 1",
+        [space, method] if method else [space])]
+
+
+def recommend(store, task: str, space: str, *, limit: int = 5,
+              max_params: float | None = None, result_method: str | None = None,
+              distance_method: str | None = None, exclude_self: bool = True
+              ) -> Recommendation:
+    """The nearest-dataset recommendation for ``task`` (see the module docstring)."""
+    task = store.resolve_task(task)
+    space = store.resolve_space(space)
+    zoo = [t for t in _zoo(store, space, result_method) if not (exclude_self and t == task)]
+    if not zoo:
+        raise MedbenchError(f"no other task has {space} results to recommend from")
+    source, distance, method = nearest_task(store, task, zoo, distance_method)
+    metric = _metric(store, source)
+    own_metric = _metric(store, task)
+    store.views("costs")
+    cond = " AND e.method = ?" if result_method else ""
+    lim = " AND c.params <= ?" if max_params is not None else ""
+    params: list = [space, source, *([result_method] if result_method else []),
+                    space, task, space, *([max_params] if max_params is not None else []),
+                    limit]
+    relation = store.relation(f"""
+        WITH src AS (
+            SELECT e.arch_id, avg(e.val_{metric}) AS expected
+            FROM evaluations e WHERE e.space = ? AND e.task = ?{cond} GROUP BY e.arch_id),
+        own AS (
+            SELECT arch_id, avg(val_{own_metric}) AS own_val, avg(test_{own_metric}) AS own_test
+            FROM evaluations WHERE space = ? AND task = ? GROUP BY arch_id),
+        cost AS (SELECT arch_id, max(params) AS params FROM costs WHERE space = ?
+                 GROUP BY arch_id)
+        SELECT s.arch_id, s.expected, c.params, o.own_val, o.own_test
+        FROM src s LEFT JOIN cost c USING (arch_id) LEFT JOIN own o USING (arch_id)
+        WHERE s.expected IS NOT NULL{lim}
+        ORDER BY s.expected DESC, s.arch_id LIMIT ?""", params)
+    rows = relation.fetchall()
+    cols = ("arch_id", "expected", "params", "own_val", "own_test")
+    return Recommendation(task, source, distance, method, metric,
+                          [dict(zip(cols, r)) for r in rows], relation)
+
+
+def leave_one_out(store, space: str, result_method: str | None = None) -> list[dict]:
+    """Per task with results: the recommended architecture's own test metric against a
+    random architecture (mean), the largest (most parameters) and the best on that task."""
+    out = []
+    for task in _zoo(store, space, result_method):
+        try:
+            rec = recommend(store, task, space, limit=1, result_method=result_method)
+        except MedbenchError:
+            continue
+        metric = _metric(store, task)
+        rows = store.fetchall(f"""
+            SELECT e.arch_id, avg(e.test_{metric}), max(c.params)
+            FROM evaluations e LEFT JOIN costs c USING (space, arch_id)
+            WHERE e.space = ? AND e.task = ? GROUP BY e.arch_id""", [space, task])
+        tests = {a: t for a, t, _ in rows if t is not None}
+        if not rec.rows or not tests:
+            continue
+        largest = max(rows, key=lambda r: (r[2] or -1))[0]
+        out.append({"task": task, "source": rec.source, "metric": metric,
+                    "recommended": tests.get(rec.rows[0]["arch_id"]),
+                    "random": float(np.mean(list(tests.values()))),
+                    "largest": tests.get(largest), "best": max(tests.values()),
+                    "n_archs": len(tests)})
+    return out

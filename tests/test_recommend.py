@@ -1,0 +1,101 @@
+"""medbench recommend on a tiny synthetic zoo: three MedMNIST-named tasks, four architectures
+(made-up numbers to test the code path, never benchmark content)."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import one_line_error
+
+import medbench
+from medbench.recommend import leave_one_out, recommend
+from medbench.release import write_manifest, write_rows
+
+RUN = "run-zoo"
+TASKS = ["medmnist/breastmnist", "medmnist/pneumoniamnist", "medmnist/retinamnist"]
+# arch -> params, and val/test accuracy per task (breast, pneumonia, retina)
+ZOO = {
+    "a": (100_000, (0.70, 0.90, 0.40)),
+    "b": (2_000_000, (0.80, 0.85, 0.55)),
+    "c": (500_000, (0.75, 0.95, 0.45)),
+    "d": (900_000, (0.60, 0.80, 0.50)),
+}
+DIST = {("breastmnist", "pneumoniamnist"): 2.0, ("breastmnist", "retinamnist"): 5.0,
+        ("pneumoniamnist", "retinamnist"): 3.0}
+
+
+@pytest.fixture
+def zoo(tmp_path):
+    root = tmp_path / "zoo"
+    write_rows(root, "runs", [{"run_id": RUN, "builder": "tests", "builder_version": "0",
+                               "status": "ok"}], "zoo")
+    write_rows(root, "tasks", [{"task": t, "collection": "medmnist", "name": t.split("/")[1],
+                                "dims": 2, "label_kind": "classification", "n_classes": 2,
+                                "metric": "acc", "run_id": RUN} for t in TASKS], "zoo")
+    write_rows(root, "architectures", [{"space": "mednns", "arch_id": a, "arch_index": i,
+                                        "config": "{}", "run_id": RUN}
+                                       for i, a in enumerate(ZOO)], "zoo")
+    evals, costs = [], []
+    for a, (params, accs) in ZOO.items():
+        for t, acc in zip(TASKS, accs):
+            evals.append({"space": "mednns", "arch_id": a, "task": t, "method": "supernet",
+                          "seed": 0, "val_acc": acc, "test_acc": acc - 0.01, "run_id": RUN})
+            costs.append({"space": "mednns", "arch_id": a, "task": t, "params": params,
+                          "run_id": RUN})
+    write_rows(root, "evaluations", evals, "zoo")
+    write_rows(root, "costs", costs, "zoo")
+    dist = []
+    for (x, y), d in DIST.items():
+        for a, b in ((x, y), (y, x)):
+            dist.append({"task_a": f"medmnist/{a}", "task_b": f"medmnist/{b}",
+                         "method": "fid/test", "distance": d, "n_samples_a": 200,
+                         "n_samples_b": 200, "run_id": RUN})
+    write_rows(root, "task_distances", dist, "zoo")
+    write_manifest(root)
+    return root
+
+
+def test_nearest_dataset_ranking_and_limits(zoo):
+    with medbench.open(zoo) as store:
+        rec = recommend(store, "breastmnist", "mednns", limit=2)
+        assert rec.source == "medmnist/pneumoniamnist" and rec.distance == 2.0
+        assert [r["arch_id"] for r in rec.rows] == ["c", "a"]  # pneumonia's best first
+        assert rec.rows[0]["expected"] == pytest.approx(0.95)
+        assert rec.rows[0]["own_test"] == pytest.approx(0.74)  # c on breast itself
+        small = recommend(store, "breastmnist", "mednns", limit=5, max_params=200_000)
+        assert [r["arch_id"] for r in small.rows] == ["a"]
+        assert recommend(store, "retinamnist", "mednns").source == "medmnist/pneumoniamnist"
+
+
+def test_leave_one_out(zoo):
+    with medbench.open(zoo) as store:
+        rows = {r["task"]: r for r in leave_one_out(store, "mednns")}
+    breast = rows["medmnist/breastmnist"]
+    assert breast["recommended"] == pytest.approx(0.74)       # c, from pneumonia
+    assert breast["largest"] == pytest.approx(0.79)           # b has the most parameters
+    assert breast["best"] == pytest.approx(0.79)
+    assert breast["random"] == pytest.approx((0.70 + 0.80 + 0.75 + 0.60) / 4 - 0.01)
+    pneumonia = rows["medmnist/pneumoniamnist"]
+    assert pneumonia["source"] == "medmnist/breastmnist"      # distance 2 < 3
+    assert pneumonia["recommended"] == pytest.approx(0.84)    # b, breast's best
+
+
+def test_command(cli, zoo):
+    r = cli(zoo, "recommend", "--dataset", "breastmnist", "--limit", "2", "--format", "csv")
+    assert r.code == 0, r.err
+    assert r.out.splitlines()[0].startswith("arch_id,expected,params")
+    assert r.out.splitlines()[1].startswith("c,0.95")
+    assert "nearest data set to medmnist/breastmnist: medmnist/pneumoniamnist" in r.err
+    for args, message in ((("--dataset", "./my_images"), "not available yet"),
+                          (("--dataset", "breastmnist", "--limit", "0"), "--limit"),
+                          (("--dataset", "bloodmnist"), "no distance")):
+        bad = cli(zoo, "recommend", *args)
+        assert one_line_error(bad) and message in bad.err, bad.err
+
+
+def test_the_datasheet_has_the_leave_one_out_table(zoo):
+    from medbench.datasheet import generate
+
+    with medbench.open(zoo) as store:
+        section = generate(store)
+    assert "### Recommendation, leave one data set out" in section
+    assert "| mednns | medmnist/breastmnist | medmnist/pneumoniamnist | acc | 0.740 |" in section
