@@ -44,6 +44,12 @@ class MedMNISTTask:
         return len(self.info["label"])
 
     @property
+    def label_kind(self) -> str:
+        """The tasks table's label kind: medmnist's task, "multi-label, binary-class" as
+        "multi-label"."""
+        return "multi-label" if self.multi_label else self.info["task"]
+
+    @property
     def multi_label(self) -> bool:
         return self.info["task"] == "multi-label, binary-class"
 
@@ -89,7 +95,7 @@ class MedMNISTTask:
         return {
             "task": self.task, "collection": "medmnist", "name": self.name,
             "modality": self.info.get("description", "").split(".")[0][:200] or None,
-            "dims": self.dims, "label_kind": "classification", "n_classes": self.n_classes,
+            "dims": self.dims, "label_kind": self.label_kind, "n_classes": self.n_classes,
             "class_names": [self.info["label"][k] for k in sorted(self.info["label"], key=int)],
             "input_shape": [self.n_channels, *([size] * self.dims)],
             "n_train": n["train"], "n_val": n["val"], "n_test": n["test"],

@@ -37,6 +37,12 @@ def test_batches_are_seeded_stratified_and_scaled():
     row = task.tasks_row("r")
     assert row["metric"] == "acc" and row["n_classes"] == 5 and row["dims"] == 2
     assert row["input_shape"] == [3, 8, 8] and row["licence"] == "CC BY 4.0"
+    from medbench.schema import get_table
+
+    assert row["label_kind"] == "ordinal-regression"
+    for name in ("breastmnist", "chestmnist", "bloodmnist"):  # every kind the schema allows
+        kind = synthetic(name).tasks_row("r")["label_kind"]
+        assert kind in get_table("tasks").column("label_kind").allowed
 
 
 def test_load_checks_the_official_md5(tmp_path):

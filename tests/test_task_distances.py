@@ -56,3 +56,21 @@ def test_the_datasheet_lists_distances(release):
     with medbench.open(release) as store:
         section = generate(store)
     assert "| fid/x | msd/hippocampus | pooled-3d | 1.500 | 200 | 400 |" in section
+
+
+def test_rows_pass_validate(tmp_path):
+    """The rows (tasks included: their label kinds once failed the schema) validate."""
+    from medbench.release import write_manifest, write_rows
+    from medbench.validate import validate
+
+    tasks = [synthetic("breastmnist", n=FEATURES + 5), synthetic("retinamnist", n=FEATURES + 5,
+                                                                 channels=3)]
+    rows = distance_rows(tasks, dims=2, steps=2, samples=500, run_id="r")
+    root = tmp_path / "t"
+    write_rows(root, "runs", [{"run_id": "r", "builder": "tests", "builder_version": "0",
+                               "status": "ok"}], "x")
+    for table, table_rows in rows.items():
+        write_rows(root, table, table_rows, "x")
+    write_manifest(root)
+    report = validate(root)
+    assert report.ok, report.problems
