@@ -159,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-root", required=True, help="folder of MedMNIST .npz files")
     ap.add_argument("--steps", type=int, default=1000, help="encoder training steps")
     ap.add_argument("--samples", type=int, default=2000, help="images per set (at most)")
+    ap.add_argument("--dims", type=int, nargs="+", default=[2, 3], choices=(2, 3),
+                    help="which dimensionalities to do")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--work", default="runs/task_distances")
     add_backend_args(ap)
@@ -176,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
                   for d in (2, 3)}
         jobs = [Job(f"fid{d}d-" + "-".join(t.split("/")[1] for t in ts),
                     {"dims": d, "tasks": ts, "steps": args.steps, "samples": args.samples})
-                for d, ts in groups.items() if len(ts) >= 2]
+                for d, ts in groups.items() if len(ts) >= 2 and d in args.dims]
         if not jobs:
             raise MedbenchError("distances need two sets of the same dimensionality")
         if args.threads:
