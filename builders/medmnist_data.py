@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from medbench import catalog
 from medbench.catalog import default_metric
 from medbench.errors import MedbenchError
 
@@ -94,7 +95,8 @@ class MedMNISTTask:
         size = self.arrays["train_images"].shape[1]
         return {
             "task": self.task, "collection": "medmnist", "name": self.name,
-            "modality": self.info.get("description", "").split(".")[0][:200] or None,
+            "modality": catalog.TASKS[self.task].modality if self.task in catalog.TASKS
+            else None,
             "dims": self.dims, "label_kind": self.label_kind, "n_classes": self.n_classes,
             "class_names": [self.info["label"][k] for k in sorted(self.info["label"], key=int)],
             "input_shape": [self.n_channels, *([size] * self.dims)],
