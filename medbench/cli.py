@@ -17,7 +17,7 @@ from medbench.output import Format, emit
 
 __all__ = ["app", "main"]
 
-app = typer.Typer(
+_APP_SETTINGS = dict(
     name="medbench",
     help="Query the medbench tables: NAS results on medical images, as a table lookup.",
     add_completion=False,
@@ -25,6 +25,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+app = typer.Typer(**_APP_SETTINGS)
 
 _state: dict[str, Optional[str]] = {"tables": None}
 
@@ -346,6 +347,30 @@ def report_supernet_trust(
     _note(f"report written to {md.parent}/")
 
 
+def _app_for(args: list[str]) -> typer.Typer:
+    """The app cut down to the one command that ``args`` run, else the whole app.
+
+    typer turns every command of an app into a click command on each start (about 15 ms for
+    all of medbench's, most of it reading their signatures), so a process that runs one
+    command builds only that one. Help, an unknown command and sub-apps get the whole app.
+    """
+    rest = iter(args)
+    for arg in rest:
+        if arg == "--tables":  # the root options: --tables takes a value, the rest none
+            next(rest, None)
+        elif not arg.startswith("-"):
+            break
+    else:
+        return app
+    for info in app.registered_commands:
+        if (info.name or info.callback.__name__.replace("_", "-")) == arg:
+            lean = typer.Typer(**_APP_SETTINGS)
+            lean.registered_callback = app.registered_callback
+            lean.registered_commands = [info]
+            return lean
+    return app
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app; print user errors as one line and exit 2."""
     try:  # typer >= 0.29 carries its own click
@@ -357,7 +382,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args:
         args = ["--help"]
     try:
-        code = app(args=args, prog_name="medbench", standalone_mode=False)
+        code = _app_for(args)(args=args, prog_name="medbench", standalone_mode=False)
     except MedbenchError as e:
         print(f"medbench: error: {e}", file=sys.stderr)
         sys.exit(2)

@@ -224,3 +224,18 @@ def test_validate_passes_and_fails(cli, release):
 def test_bundled_tables_validate(cli):
     r = cli(BUNDLED, "validate")
     assert r.code == 0, r.err
+
+
+def test_one_command_app_is_built_for_the_command_run(cli, release):
+    from medbench.cli import _app_for, app
+
+    def names(a):
+        return [c.name or c.callback.__name__ for c in a.registered_commands]
+
+    assert names(_app_for(["--tables", str(release), "query", "--task", "x"])) == ["query"]
+    assert names(_app_for(["--tables=t", "sql", "SELECT 1"])) == ["sql"]
+    for args in (["--help"], ["report", "proxies"], ["no-such-command"], ["--version"]):
+        assert _app_for(args) is app
+    # the cut-down app parses root options as the whole app does
+    r = cli(None, "--tables", str(release), "query", "--format", "csv", "--limit", "1")
+    assert r.code == 0 and r.out.startswith("space,arch_id,task")
