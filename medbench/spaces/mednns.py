@@ -34,7 +34,8 @@ from dataclasses import dataclass
 from medbench.errors import BadValueError
 
 __all__ = ["NAME", "BASE_DEPTH", "EXPANDS", "WIDTHS", "DIVISOR", "Arch", "n_archs", "encode",
-           "decode", "from_id", "sample", "sample_choices", "stage_channels", "build"]
+           "decode", "from_id", "sample", "sample_choices", "stage_channels", "largest",
+           "smallest", "build", "build_supernet"]
 
 NAME = "mednns"
 BASE_DEPTH = (2, 2, 4, 2)
@@ -230,6 +231,25 @@ def sample_choices(n: int, rng) -> list[Arch]:
         arch = Arch(stem, widths, stages)
         seen.setdefault(arch.arch_id, arch)
     return list(seen.values())
+
+
+def largest() -> Arch:
+    """The largest architecture: the stem block, the deepest stages, every width 1.0 and
+    expand ratio 0.35. The supernet holds it (every other architecture is a part of it)."""
+    return Arch(1, (2,) * 6, tuple((EXPANDS[-1],) * (b + max(EXTRA_DEPTH)) for b in BASE_DEPTH))
+
+
+def smallest() -> Arch:
+    """The smallest architecture: no stem block, base depths, widths 0.65, expand 0.2."""
+    return Arch(0, (0,) * 6, tuple((EXPANDS[0],) * b for b in BASE_DEPTH))
+
+
+def build_supernet(in_channels: int, n_classes: int, dims: int = 2):
+    """The weight-sharing supernet of the space (imports torch); see
+    :mod:`medbench.spaces._mednns_supernet`."""
+    from medbench.spaces._mednns_supernet import build_supernet as _build
+
+    return _build(in_channels, n_classes, dims)
 
 
 def build(arch: Arch, in_channels: int, n_classes: int, dims: int = 2):
