@@ -94,15 +94,19 @@ def test_searchers_find_the_known_optimum(name):
     assert traj.incumbent_test[-1] == pytest.approx(np.mean(t.test[-1]))
 
 
-@pytest.mark.parametrize("name", ["rs", "re", "ls", "asha", "sh", "hb"])
+@pytest.mark.parametrize("name", ["rs", "re", "ls", "asha", "sh", "hb", "nsga2", "moead",
+                                  "mstf", "re-warm"])
 def test_searchers_never_read_test_metrics(name):
     runs = []
     for test in (None, np.random.default_rng(9).uniform(size=(40, 3))):
-        t = toy()
+        t = with_proxies(toy())
+        t.latency_ms = np.linspace(1, 40, 40)
         if test is not None:
             t.test = test
         s = make_searcher(name, n_archs=t.n_archs, max_epochs=t.max_epochs,
-                          rng=np.random.default_rng(5), configs=t.configs)
+                          rng=np.random.default_rng(5), configs=t.configs,
+                          latency_ms=t.latency_ms, proxies=t.proxies,
+                          proxy_seconds=t.proxy_seconds)
         runs.append(simulate(t, s, workers=3, budget_seconds=2000,
                              rng=np.random.default_rng(6)))
     assert runs[0].arch.tolist() == runs[1].arch.tolist()
