@@ -17,8 +17,11 @@ the same for every data set whatever its size (``--steps FULL DEPTH WIDTH SANDWI
 
 Batch 64 of training images scaled to [-1, 1] (random horizontal flips for 2D sets);
 cross-entropy (BCE on logits for multi-label sets), with label smoothing 0.1 from stage 2 on
-(MedNNS); SGD with Nesterov momentum 0.9 and weight decay 3e-5, a cosine schedule per stage
-from ``--lr`` (stage 1) or a fifth of it (stages 2-4). Each chunk of ``--chunk-steps`` steps is
+(MedNNS); AdamW (weight decay 1e-4) with a cosine schedule per stage from ``--lr`` (stage 1)
+or a fifth of it (stages 2-4). The residual branches' last batch norms start at zero (the
+space's initialisation): from scratch, SGD at MedNNS's lr 0.05 diverged on RetinaMNIST and
+stalled at the majority class on BreastMNIST, while AdamW at 1e-3 reached val accuracy 0.88
+on BreastMNIST in 100 steps (SGD at 0.01: 0.85). Each chunk of ``--chunk-steps`` steps is
 one job that resumes from the previous chunk's checkpoint and writes its own atomically, so a
 killed run loses at most one chunk. The losses and the largest and smallest subnets' val
 accuracy at the end of each chunk go into the job's ``runs.args``.
@@ -61,9 +64,8 @@ class Recipe:
     steps: tuple[int, ...] = (300, 75, 75, 150)   # per stage, in STAGES order
     chunk_steps: int = 25
     batch_size: int = 64
-    lr: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 3e-5
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
     label_smoothing: float = 0.1
     random_subnets: int = 2
     seed: int = 0
@@ -111,8 +113,7 @@ def _optimiser(net, recipe: Recipe, stage: str):
     import torch
 
     lr = recipe.lr if stage == "full" else recipe.lr / 5
-    opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=recipe.momentum, nesterov=True,
-                          weight_decay=recipe.weight_decay)
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=recipe.weight_decay)
     steps = recipe.steps[STAGES.index(stage)]
     return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1))
 

@@ -23,11 +23,13 @@ ARCHS = [mednns.largest(), mednns.smallest(),
 def supernet():
     torch.manual_seed(0)
     net = mednns.build_supernet(3, 5)
-    with torch.no_grad():  # running statistics that differ per channel, so slices matter
-        for m in net.modules():
+    with torch.no_grad():  # statistics and scales that differ per channel, so slices matter
+        for m in net.modules():  # (and residual branches opened: they start at zero)
             if isinstance(m, torch.nn.BatchNorm2d):
                 m.running_mean.uniform_(-0.5, 0.5)
                 m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
     return net.eval()
 
 
@@ -39,6 +41,14 @@ def test_extracted_subnet_computes_the_sliced_forward(supernet, arch):
     assert len(sub.blocks) == sum(arch.depths)
     with torch.no_grad():
         assert torch.allclose(sn.forward(supernet, arch, x), sub(x), atol=1e-6)
+
+
+def test_residual_branches_start_as_the_identity():
+    net = mednns.build(mednns.smallest(), 1, 2)
+    block = net.blocks[1]  # identity shortcut: the block passes its (non-negative) input
+    x = torch.relu(torch.randn(2, block.body[0][0].in_channels, 6, 6))
+    with torch.no_grad():
+        assert torch.equal(block.eval()(x), x)
 
 
 def test_the_largest_subnet_is_the_supernet(supernet):
@@ -55,6 +65,10 @@ def test_the_largest_subnet_is_the_supernet(supernet):
 def test_training_a_subnet_touches_only_its_slices():
     torch.manual_seed(1)
     net = mednns.build_supernet(1, 2).train()
+    with torch.no_grad():  # residual branches start at zero: open them so gradients flow
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5)
     arch = mednns.smallest()
     bn = net.blocks[0].body[0][1]
     before = bn.running_mean.clone()

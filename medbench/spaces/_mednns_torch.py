@@ -78,6 +78,13 @@ class MedNNSResNet(nn.Module):
         self.blocks = nn.Sequential(*blocks)
         self.pool = _layers(dims)[3](1)
         self.classifier = nn.Linear(cin, n_classes)
+        # Every residual branch starts as the identity (its last batch norm's scale at 0), as
+        # torchvision's zero_init_residual: deep networks trained from scratch stay stable.
+        for m in self.modules():
+            if isinstance(m, Bottleneck):
+                nn.init.zeros_(m.body[2][1].weight)
+            elif isinstance(m, StemResidual):
+                nn.init.zeros_(m.conv[1].weight)
 
     def forward_features(self, x):
         return self.blocks(self.stem(x))
