@@ -6,8 +6,9 @@
 unet3d on MSD hippocampus: the supernet (untrained: the time of a forward pass does not
 depend on the weights) evaluates ``--archs`` uniformly drawn subnets on the validation and
 test cases with the builder's own metric code; the time is split into forward passes and
-metrics (Dice, Jaccard, HD95). mednns on a MedMNIST set: each drawn subnet is built and
-evaluated on the validation and test images (the zoo builder's work per subnet). Reports
+metrics (Dice, Jaccard, HD95). mednns on a MedMNIST set: the zoo builder's evaluation of
+drawn subnets of an (untrained) supernet, rows and all, then the same subnets step by step
+(extraction, batch-norm recalibration, val + test forward passes, MACs). Reports
 subnets per hour per core; the issues' targets are 1,000 (unet3d) and 2,000 (mednns, 28 px).
 """
 
@@ -55,24 +56,59 @@ def unet3d_speed(data_root: str, n: int) -> None:
           f"{(evaluation - forward) / n:.2f} s)")
 
 
-def mednns_speed(root: str, n: int, name: str = "breastmnist") -> None:
+def mednns_speed(root: str, n: int, name: str = "breastmnist", recalibrate: int = 256) -> None:
+    import tempfile
+    from pathlib import Path
+
     import torch
 
     from builders import medmnist_data
-    from builders.medmnist_train import _metrics, _scores
+    from builders import mednns_supernet as zoo
+    from builders.jobs import Job
+    from builders.medmnist_train import _scores
+    from builders.unet3d import _macs
+    from medbench.spaces import _mednns_supernet as sn
     from medbench.spaces import mednns
 
     torch.set_num_threads(1)
     task = medmnist_data.load(f"medmnist/{name}", root)
-    xs = {p: torch.from_numpy(task.images(p)) for p in ("val", "test")}
-    t0 = time.perf_counter()
-    for arch in mednns.sample_choices(n, np.random.default_rng(0)):
-        net = mednns.build(arch, task.n_channels, task.n_classes).eval()
-        for p, x in xs.items():
-            _metrics(task, _scores(net, x, 512, "cpu"), p)
-    sec = time.perf_counter() - t0
-    print(f"mednns on {name}: {n} subnets, {sum(len(x) for x in xs.values())} images each; "
-          f"{3600 * n / sec:.0f} subnets per hour per core ({sec / n:.2f} s each)")
+    recalibrate = min(recalibrate, len(task.arrays["train_labels"]))
+    ids = [a.arch_id for a in mednns.sample_choices(n, np.random.default_rng(0))]
+    net = mednns.build_supernet(task.n_channels, task.n_classes)  # untrained: same time
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint = Path(tmp) / "supernet.pt"
+        torch.save({"model": net.state_dict()}, checkpoint)
+        cache: dict = {}
+        zoo.evaluate_chunk(Job("warm", {"archs": ids[:1]}), "b", task=task, recipe=zoo.Recipe(),
+                           device="cpu", checkpoint=checkpoint, n_recalibrate=recalibrate,
+                           cache=cache)
+        t0 = time.perf_counter()  # the builder's own path, rows and all
+        zoo.evaluate_chunk(Job("bench", {"archs": ids}), "b", task=task, recipe=zoo.Recipe(),
+                           device="cpu", checkpoint=checkpoint, n_recalibrate=recalibrate,
+                           cache=cache)
+        sec = time.perf_counter() - t0
+    layout = torch.channels_last  # as the builder
+    xs = {p: torch.from_numpy(task.images(p)).contiguous(memory_format=layout)
+          for p in ("val", "test")}
+    recal = zoo.recalibration_images(task, recalibrate, 0).contiguous(memory_format=layout)
+    parts = dict.fromkeys(("extract", "recalibrate", "val + test", "MACs"), 0.0)
+    for arch_id in ids:  # where the time goes, step by step
+        t = [time.perf_counter()]
+        sub = sn.extract(net, mednns.from_id(arch_id)).to(memory_format=layout)
+        t.append(time.perf_counter())
+        sn.recalibrate(sub, recal)
+        t.append(time.perf_counter())
+        for x in xs.values():
+            _scores(sub, x, 512, "cpu")
+        t.append(time.perf_counter())
+        _macs(sub, task.n_channels, tuple(xs["val"].shape[2:]), "cpu")
+        t.append(time.perf_counter())
+        for k, a, b in zip(parts, t, t[1:]):
+            parts[k] += b - a
+    split = ", ".join(f"{k} {v / n:.2f} s" for k, v in parts.items())
+    print(f"mednns on {name}: {n} subnets, {recalibrate} recalibration + "
+          f"{sum(len(x) for x in xs.values())} val/test images each; {3600 * n / sec:.0f} "
+          f"subnets per hour per core ({sec / n:.2f} s each: {split})")
 
 
 def main() -> None:
@@ -80,11 +116,14 @@ def main() -> None:
     ap.add_argument("--data-root", default=None, help="MSD folder (unet3d)")
     ap.add_argument("--medmnist", default=None, help="MedMNIST folder (mednns)")
     ap.add_argument("--archs", type=int, default=20)
+    ap.add_argument("--set", default="breastmnist", help="MedMNIST set (mednns)")
+    ap.add_argument("--recalibrate", type=int, default=256,
+                    help="mednns: batch-norm recalibration images, as the zoo builder")
     args = ap.parse_args()
     if args.data_root:
         unet3d_speed(args.data_root, args.archs)
     if args.medmnist:
-        mednns_speed(args.medmnist, args.archs)
+        mednns_speed(args.medmnist, args.archs, args.set, args.recalibrate)
 
 
 if __name__ == "__main__":

