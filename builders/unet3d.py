@@ -5,8 +5,10 @@
 
 Each (architecture, seed) is one job: train with the fixed recipe below, then evaluate on the
 validation and test parts of the committed split. Jobs are committed one by one to
-``runs/unet3d/<task>/jobs/`` (see :mod:`builders.jobs`); a rerun skips finished jobs, so
-run it in chunks (``--limit-jobs``) and release finished jobs with ``python -m builders.release``.
+``runs/unet3d/<task>/jobs/`` (see :mod:`builders.jobs`); a rerun skips finished jobs, and
+jobs whose results ``--tables`` already holds (so a fresh checkout does not redo released
+work), so run it in chunks (``--limit-jobs``) and release finished jobs with
+``python -m builders.release``.
 
 Recipe (the same for every architecture): whole volumes z-normalised on non-zero voxels and
 zero-padded to 48x64x48, a random left-right flip and +-10 % intensity scale/shift; DiceCE
@@ -262,6 +264,25 @@ def train_job(job: Job, run_id: str, *, task, recipe: Recipe, device: str, threa
                               recipe, device, run_id, cache)
 
 
+def released(tables: str, task: str, recipe: Recipe) -> set[tuple[str, str, int]]:
+    """(space, arch_id, seed) of every standalone result in ``tables`` that this builder
+    version made with ``recipe`` on ``task``: jobs a rerun from a fresh checkout skips."""
+    import medbench
+
+    if not Path(tables).is_dir():
+        return set()
+    want = json.loads(json.dumps(asdict(recipe)))
+    with medbench.open(tables) as store:
+        rows = store.fetchall(f"""
+            SELECT e.space, e.arch_id, e.seed, r.args
+            FROM "{store.view('evaluations', task)}" e JOIN "{store.view('runs')}" r
+              USING (run_id)
+            WHERE e.task = ? AND e.method = 'standalone' AND r.builder = ?
+              AND r.builder_version = ? AND r.status = 'ok'""", [task, BUILDER, VERSION])
+    return {(space, arch, seed) for space, arch, seed, a in rows
+            if json.loads(a or "{}").get("recipe") == want}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m builders.unet3d", description=__doc__.split(
         "\n\n")[0])
@@ -285,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", default="runs/unet3d", help="work folder")
     ap.add_argument("--splits-dir", default=None, help="folder of split files (default: "
                     "builders/splits, committed)")
+    ap.add_argument("--tables", default="tables", help="skip jobs whose results these "
+                    "released tables hold (same builder version and recipe; '' = none)")
     ap.add_argument("--dry-run", action="store_true", help="list the jobs and exit")
     add_backend_args(ap)
     args = ap.parse_args(argv)
@@ -306,11 +329,16 @@ def main(argv: list[str] | None = None) -> int:
         work = WorkDir(f"{args.work}/{task_id.replace('/', '_')}/v{VERSION}-e{recipe.epochs}" +
                        ("" if recipe.spatial_size == SPATIAL else f"-{size}"))
         jobs = [Job(j.key, {**j.args, "recipe": asdict(recipe)}) for j in jobs]
+        out = released(args.tables, task_id, recipe) if args.tables else set()
         if args.dry_run:
             done = work.ok()
             for j in jobs:
-                print(("done " if j.key in done else "todo ") + j.key, j.args["arch_id"])
+                state = ("released" if (j.args["space"], j.args["arch_id"], j.args["seed"])
+                         in out else "done" if j.key in done else "todo")
+                print(f"{state:8s} {j.key} {j.args['arch_id']}")
             return 0
+        # a fresh checkout has no work folder: what is released is done
+        jobs = [j for j in jobs if (j.args["space"], j.args["arch_id"], j.args["seed"]) not in out]
         import torch
 
         from builders import msd

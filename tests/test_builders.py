@@ -147,6 +147,14 @@ def test_builder_resumes_and_release_is_idempotent(tiny_msd, tmp_path):
     assert duckdb.sql(f"SELECT count(*) FROM read_parquet('{tables}/curves/**/*.parquet', "
                       "hive_partitioning=false)").fetchall()[0][0] == 8
 
+    # A fresh checkout has no work folder: the released results are what is done.
+    fresh = [*base[:base.index("--work")], "--work", str(tmp_path / "fresh"),
+             *base[base.index("--work") + 2:]]
+    assert main([*fresh, "--tables", str(tables)]) == 0
+    assert not list((tmp_path / "fresh").rglob("job.json"))
+    assert main([*fresh, "--tables", str(tables), "--epochs", "1", "--limit-jobs", "1"]) == 0
+    assert len(list((tmp_path / "fresh").rglob("job.json"))) == 1  # another recipe: not done
+
 
 def test_same_seed_gives_the_same_curve(tiny_msd, tmp_path):
     from builders.msd import load_task
