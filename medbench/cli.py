@@ -114,6 +114,11 @@ def query(
                                      " WHERE task = ?", [res.task])[0]
             _note(f"no results for {res.task} in the tables yet" if not has_any else
                   f"no result for {res.task} passes these filters")
+            if has_any:
+                from medbench.query import explain_empty
+
+                for note in explain_empty(store, res):
+                    _note(note)
 
 
 @app.command()

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from medbench.store import Store
 
-__all__ = ["QueryResult", "run", "DEFAULT_RUNTIME", "DEFAULT_THREADS", "DEFAULT_BATCH", "METHODS"]
+__all__ = ["explain_empty", "QueryResult", "run", "DEFAULT_RUNTIME", "DEFAULT_THREADS", "DEFAULT_BATCH", "METHODS"]
 
 #: Latency is reported for ONNX Runtime at one thread and batch 1 unless asked otherwise:
 #: the setting of an edge deployment, and the least noisy on shared machines.
@@ -59,6 +59,7 @@ class QueryResult:
     batch: int
     device_reason: str = ""
     notes: list[str] = field(default_factory=list)
+    limits: dict = field(default_factory=dict)
 
     @property
     def columns(self) -> list[str]:
@@ -171,7 +172,49 @@ def run(store: Store, *, task: str | None = None, space: str | None = None,
                          latency_ms, energy_mj, params, min_metric, sort, limit, pareto,
                          pareto_on_latency=device is not None)
     return QueryResult(store.relation(sql, args), task, metric, device, runtime, threads,
-                       batch, device_reason=reason, notes=notes)
+                       batch, device_reason=reason, notes=notes,
+                       limits={"space": space, "method": method, "latency_ms": latency_ms,
+                               "energy_mj": energy_mj, "params": params})
+
+
+_LIMITS = (("latency_ms", "hardware", "--max-latency", "ms"),
+           ("energy_mj", "hardware", "--max-energy", "mJ"),
+           ("params", "costs", "--max-params", ""))
+
+
+def explain_empty(store: Store, res: QueryResult) -> list[str]:
+    """Why a query with hardware or cost limits found nothing: for each limit, the lowest
+    value that any architecture with results reaches (the fastest measured latency, ...)."""
+    out = []
+    if res.task is None:
+        return out
+    ev_where, ev_args = ["task = ?"], [res.task]
+    for name in ("space", "method"):
+        if res.limits.get(name) is not None:
+            ev_where.append(f"{name} = ?")
+            ev_args.append(res.limits[name])
+    ev = f'SELECT space, arch_id FROM "{store.view("evaluations", res.task)}" WHERE ' \
+         + " AND ".join(ev_where)
+    for column, table, option, unit in _LIMITS:
+        limit = res.limits.get(column)
+        if limit is None or (table == "hardware" and res.device is None):
+            continue
+        where, args = "task = ?", [res.task]
+        if table == "hardware":
+            where += " AND device = ? AND runtime = ? AND threads = ? AND batch = ?"
+            args += [res.device, res.runtime, res.threads, res.batch]
+        row = store.fetchone(
+            f'SELECT arch_id, {column} FROM "{store.view(table, res.task)}" WHERE {where} '
+            f"AND {column} IS NOT NULL AND (space, arch_id) IN ({ev}) "
+            f"ORDER BY {column}, arch_id LIMIT 1", [*args, *ev_args])
+        if row is None:
+            out.append(f"no architecture with results has {column} for {option}")
+        elif row[1] > limit:
+            show = (lambda v: f"{v:.4g} {unit}") if unit else (lambda v: f"{int(v):,}")
+            where_measured = f" on {res.device}" if table == "hardware" else ""
+            out.append(f"{option} {show(limit)}: the lowest of any architecture with results"
+                       f"{where_measured} is {show(row[1])} ({row[0]})")
+    return out
 
 
 def _choose_task(store: Store, task: str | None) -> str | None:

@@ -70,6 +70,29 @@ def test_query_with_no_match_says_so(cli, release):
     assert r.code == 0 and "passes these filters" in r.err
 
 
+def test_empty_query_names_the_nearest_miss_of_each_limit(cli, release):
+    import medbench
+
+    with medbench.open(release) as store:
+        res = store.query(task="hippocampus")
+        device = res.device
+        fastest = store.sql(f"SELECT arch_id, latency_ms FROM hardware WHERE device = '{device}' "
+                            "AND runtime = 'onnxruntime' AND threads = 1 AND batch = 1 "
+                            "ORDER BY latency_ms LIMIT 1").fetchall()[0]
+        smallest = store.sql("SELECT arch_id, params FROM costs ORDER BY params LIMIT 1"
+                             ).fetchall()[0]
+    r = cli(release, "query", "--task", "hippocampus", "--max-latency", "10us",
+            "--max-params", "10")
+    notes = r.err.splitlines()
+    assert f"medbench: --max-latency 0.01 ms: the lowest of any architecture with results " \
+           f"on {device} is {fastest[1]:.4g} ms ({fastest[0]})" in notes
+    assert f"medbench: --max-params 10: the lowest of any architecture with results is " \
+           f"{smallest[1]:,} ({smallest[0]})" in notes
+    # a limit that some architecture meets is not what emptied the answer
+    r = cli(release, "query", "--task", "hippocampus", "--max-latency", "1s", "--max-params", "10")
+    assert not any("max-latency" in n for n in r.err.splitlines())
+
+
 def test_query_on_bundled_tables(cli):
     """The README's main job runs on the shipped tables; a task without results says so."""
     r = cli(BUNDLED, "query", "--task", "hippocampus", "--format", "json", "--limit", "0")
