@@ -49,22 +49,31 @@ def generate(store) -> str:
         for b, v, ok, failed, hours, devices, d0, d1 in runs:
             out.append(f"| {b} | {v} | {ok} | {failed} | {_fmt(hours, 2)} | {devices} | "
                        f"{d0} | {d1} |")
+    # a job may evaluate many architectures (a zoo chunk): the rate counts evaluations
     groups = store.fetchall("""
-        SELECT e.task, e.space, e.method, count(DISTINCT e.arch_id), count(*),
-               count(DISTINCT e.seed), max(e.epochs), avg(r.seconds) / 60
-        FROM evaluations e LEFT JOIN runs r USING (run_id)
-        GROUP BY ALL ORDER BY ALL""")
+        WITH j AS (SELECT e.task, e.space, e.method, e.run_id, count(*) AS n,
+                          any_value(r.seconds) AS seconds
+                   FROM evaluations e LEFT JOIN runs r USING (run_id) GROUP BY ALL)
+        SELECT task, space, method,
+               (SELECT count(DISTINCT arch_id) FROM evaluations e WHERE e.task = j.task
+                AND e.space = j.space AND e.method = j.method),
+               sum(n), (SELECT count(DISTINCT seed) FROM evaluations e WHERE e.task = j.task
+                AND e.space = j.space AND e.method = j.method),
+               (SELECT max(epochs) FROM evaluations e WHERE e.task = j.task
+                AND e.space = j.space AND e.method = j.method),
+               avg(seconds) / 60, 3600 * sum(n) FILTER (WHERE seconds > 0)
+                                  / sum(seconds) FILTER (WHERE seconds > 0)
+        FROM j GROUP BY ALL ORDER BY ALL""")
     out += ["", "### Results", ""]
     if not groups:
         out.append("No evaluation rows yet.")
         return "\n".join(out) + "\n"
     out += ["| task | space | method | architectures | rows | seeds | epochs | "
-            "minutes per job | jobs per hour per process |",
+            "minutes per job | evaluations per hour per process |",
             "|---|---|---|---|---|---|---|---|---|"]
-    for task, space, method, n_arch, n, seeds, epochs, minutes in groups:
-        rate = _fmt(60 / minutes, 1) if minutes else "–"
+    for task, space, method, n_arch, n, seeds, epochs, minutes, rate in groups:
         out.append(f"| {task} | {space} | {method} | {n_arch} | {n} | {seeds} | {epochs} | "
-                   f"{_fmt(minutes, 1)} | {rate} |")
+                   f"{_fmt(minutes, 1)} | {_fmt(rate, 1) if rate else '–'} |")
     for (task,) in store.fetchall("SELECT DISTINCT task FROM evaluations ORDER BY 1"):
         res = store.query(task=task, limit=0)
         m = res.metric
@@ -78,12 +87,12 @@ def generate(store) -> str:
                 f"- best architecture: `{best['space']}` `{best['arch_id']}` "
                 f"({best['method']}, {best['n_seeds']} seeds): val {_fmt(best[f'val_{m}'])}, "
                 f"test {_fmt(best[f'test_{m}'])} ± {_fmt(best[f'test_{m}_std'])}"]
-        if ref:
-            r = ref[0]
-            out.append(f"- DynUNet nnU-Net-style reference ({r['n_seeds']} seeds): val "
-                       f"{_fmt(r[f'val_{m}'])}, test {_fmt(r[f'test_{m}'])} ± "
-                       f"{_fmt(r[f'test_{m}_std'])}")
-        else:
+        if ref or not task.startswith("msd/"):
+            for r in ref[:1]:
+                out.append(f"- DynUNet nnU-Net-style reference ({r['n_seeds']} seeds): val "
+                           f"{_fmt(r[f'val_{m}'])}, test {_fmt(r[f'test_{m}'])} ± "
+                           f"{_fmt(r[f'test_{m}_std'])}")
+        else:  # the MSD tasks' nnU-Net-style reference
             out.append("- DynUNet reference: not trained yet")
         from medbench.validation_report import summary_lines, validate_task
 
