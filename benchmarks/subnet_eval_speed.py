@@ -2,6 +2,8 @@
 
     python benchmarks/subnet_eval_speed.py --data-root ../shared/data/msd [--archs 20]
     python benchmarks/subnet_eval_speed.py --medmnist ../shared/data/medmnist [--archs 50]
+    python benchmarks/subnet_eval_speed.py --medmnist ../shared/data/medmnist \\
+        --supernet runs/mednns_supernet/<set>/<recipe>/checkpoints/chunkNNNN.pt [--sizes 64 256]
 
 unet3d on MSD hippocampus: the supernet (untrained: the time of a forward pass does not
 depend on the weights) evaluates ``--archs`` uniformly drawn subnets on the validation and
@@ -111,6 +113,55 @@ def mednns_speed(root: str, n: int, name: str = "breastmnist", recalibrate: int 
           f"subnets per hour per core ({sec / n:.2f} s each: {split})")
 
 
+def recalibration_sizes(root: str, name: str, checkpoint: str, n: int,
+                        sizes: list[int]) -> None:
+    """What batch-norm recalibration costs and changes, on a trained supernet: for ``n`` zoo
+    subnets, val accuracy with the supernet's own statistics (MedNNS's public code) and
+    after recalibrating on each number of training images; the time per subnet, the mean
+    absolute change of val accuracy and the Kendall tau of the ranking against the largest
+    size."""
+    import torch
+    from scipy.stats import kendalltau
+
+    from builders import medmnist_data
+    from builders import mednns_supernet as zoo
+    from builders.medmnist_train import _metrics, _scores
+    from medbench.spaces import _mednns_supernet as sn
+    from medbench.spaces import mednns
+
+    torch.set_num_threads(1)
+    task = medmnist_data.load(f"medmnist/{name}", root)
+    net = mednns.build_supernet(task.n_channels, task.n_classes, task.dims)
+    net.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=False)["model"])
+    net.eval()
+    layout = torch.channels_last
+    x_val = torch.from_numpy(task.images("val")).contiguous(memory_format=layout)
+    archs = mednns.sample_choices(n, np.random.default_rng(0))
+    sizes = sorted({min(k, len(task.arrays["train_labels"])) for k in sizes})
+    acc = {k: [] for k in [0, *sizes]}
+    seconds = dict.fromkeys(sizes, 0.0)
+    for arch in archs:
+        sub = sn.extract(net, arch).to(memory_format=layout).eval()
+        acc[0].append(_metrics(task, _scores(sub, x_val, 512, "cpu"), "val")["acc"])
+        for k in sizes:
+            images = zoo.recalibration_images(task, k, 0).contiguous(memory_format=layout)
+            sub = sn.extract(net, arch).to(memory_format=layout)
+            t0 = time.perf_counter()
+            sn.recalibrate(sub, images)
+            seconds[k] += time.perf_counter() - t0
+            acc[k].append(_metrics(task, _scores(sub, x_val, 512, "cpu"), "val")["acc"])
+    ref = np.array(acc[sizes[-1]])
+    print(f"mednns on {name}, {n} zoo subnets, val accuracy by recalibration images "
+          f"(reference: {sizes[-1]}):")
+    for k, a in acc.items():
+        a = np.array(a)
+        label = "none (supernet statistics)" if k == 0 else f"{k} images"
+        cost = f"{seconds[k] / n:.2f} s per subnet" if k else "0 s"
+        print(f"  {label:28s} mean val acc {a.mean():.3f}, mean |change| "
+              f"{np.abs(a - ref).mean():.3f}, Kendall tau {kendalltau(a, ref).statistic:.3f},"
+              f" {cost}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-root", default=None, help="MSD folder (unet3d)")
@@ -119,7 +170,13 @@ def main() -> None:
     ap.add_argument("--set", default="breastmnist", help="MedMNIST set (mednns)")
     ap.add_argument("--recalibrate", type=int, default=256,
                     help="mednns: batch-norm recalibration images, as the zoo builder")
+    ap.add_argument("--supernet", default=None, help="mednns: a trained supernet checkpoint: "
+                    "compare recalibration sizes instead of timing the zoo path")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256, 512, 2000])
     args = ap.parse_args()
+    if args.medmnist and args.supernet:
+        recalibration_sizes(args.medmnist, args.set, args.supernet, args.archs, args.sizes)
+        return
     if args.data_root:
         unet3d_speed(args.data_root, args.archs)
     if args.medmnist:
