@@ -226,7 +226,7 @@ def _execute_ray(todo, run, workers: int, cpus_per_job: float, on_start):
 def run_jobs(work: WorkDir, jobs: Iterable[Job], run: Callable[[Job, str], dict[str, list[dict]]],
              *, builder: str, version: str, device: str, retry_failed: bool = True,
              describe: Callable[[Job], str] = lambda j: j.key, backend: str = "local",
-             workers: int = 1, cpus_per_job: float = 1) -> dict:
+             workers: int = 1, cpus_per_job: float = 1, limit: int = 0) -> dict:
     """Run the jobs not finished yet, committing each one as soon as it finishes.
 
     Args:
@@ -239,6 +239,7 @@ def run_jobs(work: WorkDir, jobs: Iterable[Job], run: Callable[[Job, str], dict[
         backend: ``local`` (this process, or a process pool) or ``ray``; see :func:`_execute`.
         workers: jobs run at the same time.
         cpus_per_job: CPUs a Ray task reserves.
+        limit: run at most this many of the unfinished jobs (0: all), for builds in chunks.
 
     Returns:
         Counts: ``{"ran": n, "ok": n, "failed": n, "skipped": n, "seconds": s}``.
@@ -250,6 +251,8 @@ def run_jobs(work: WorkDir, jobs: Iterable[Job], run: Callable[[Job, str], dict[
     finished = work.ok() if retry_failed else work.done()
     todo = [j for j in jobs if j.key not in finished]
     counts = {"ran": 0, "ok": 0, "failed": 0, "skipped": len(jobs) - len(todo), "seconds": 0.0}
+    if limit:
+        todo = todo[:limit]
     commit = git_commit()
     stamp = f"{_now():%Y%m%dT%H%M%S}"
     named = [(job, f"{builder.split('.')[-1]}-{job.key}-{stamp}") for job in todo]

@@ -177,9 +177,6 @@ def main(argv: list[str] | None = None) -> int:
                 for a in archs for s in args.seeds]
         work = WorkDir(Path(args.work) / task_id.replace("/", "_") /
                        f"{args.space}-v{VERSION}-e{recipe.epochs}")
-        if args.limit_jobs:
-            done = work.ok()
-            jobs = [j for j in jobs if j.key not in done][:args.limit_jobs]
         import torch
 
         task = medmnist_data.load(task_id, args.data_root)
@@ -192,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
                           builder=BUILDER, version=VERSION, device=device_name(device),
                           describe=lambda j: f"{j.args['arch_id']} seed {j.args['seed']}",
                           backend=args.backend, workers=args.workers,
-                          cpus_per_job=threads or 1)
+                          cpus_per_job=threads or 1, limit=args.limit_jobs)
     except MedbenchError as e:
         print(f"builders.medmnist_train: error: {e}", file=sys.stderr)
         return 2

@@ -351,12 +351,10 @@ def main(argv: list[str] | None = None) -> int:
             run = partial(evaluate_chunk, task=task, recipe=recipe, device=device,
                           checkpoint=checkpoint, n_recalibrate=n_recal, cache={})
             job_work = WorkDir(work.root / f"evaluate-r{n_recal}")
-        if args.limit_jobs:
-            done = job_work.ok()
-            jobs = [j for j in jobs if j.key not in done][:args.limit_jobs]
         # training chunks depend on each other: one at a time, in this process
         counts = run_jobs(job_work, jobs, run, builder=BUILDER, version=VERSION,
-                          device=device_name(device), describe=lambda j: j.key)
+                          device=device_name(device), describe=lambda j: j.key,
+                          limit=args.limit_jobs)
     except MedbenchError as e:
         print(f"builders.mednns_supernet: error: {e}", file=sys.stderr)
         return 2

@@ -281,12 +281,10 @@ def main(argv: list[str] | None = None) -> int:
             run = partial(evaluate_chunk, task=task, recipe=recipe, device=device, work=work,
                           epoch=last, cache={})
             eval_work = WorkDir(work.root / "evaluate")
-        if args.limit_jobs:
-            done = eval_work.ok()
-            jobs = [j for j in jobs if j.key not in done][:args.limit_jobs]
         # Epochs depend on each other: always one at a time, in this process.
         counts = run_jobs(eval_work, jobs, run, builder=BUILDER, version=VERSION,
-                          device=device_name(device), describe=lambda j: j.key)
+                          device=device_name(device), describe=lambda j: j.key,
+                          limit=args.limit_jobs)
     except MedbenchError as e:
         print(f"builders.supernet: error: {e}", file=sys.stderr)
         return 2

@@ -346,9 +346,6 @@ def main(argv: list[str] | None = None) -> int:
         device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
         task = msd.load_task(task_id, args.data_root, splits_dir=Path(args.splits_dir)
                              if args.splits_dir else msd.SPLITS_DIR)
-        if args.limit_jobs:
-            finished = work.ok()
-            jobs = [j for j in jobs if j.key not in finished][:args.limit_jobs]
         threads = args.threads or (1 if args.workers > 1 or args.backend == "ray" else 0)
         if threads:
             torch.set_num_threads(threads)
@@ -357,7 +354,8 @@ def main(argv: list[str] | None = None) -> int:
                                 threads=threads, cache={}),
             builder=BUILDER, version=VERSION, device=device_name(device),
             describe=lambda j: f"{j.args['arch_id']} seed {j.args['seed']}",
-            backend=args.backend, workers=args.workers, cpus_per_job=threads or 1)
+            backend=args.backend, workers=args.workers, cpus_per_job=threads or 1,
+            limit=args.limit_jobs)
     except MedbenchError as e:
         print(f"builders.unet3d: error: {e}", file=sys.stderr)
         return 2
