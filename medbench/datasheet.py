@@ -129,8 +129,9 @@ def generate(store) -> str:
                 for m, a, b, d, na, nb in dist]
     from medbench.recommend import leave_one_out
 
-    loo = [(space, r) for (space,) in store.fetchall(
-        "SELECT DISTINCT space FROM evaluations ORDER BY 1") for r in leave_one_out(store, space)]
+    loo = [(f"{space} ({method})", r) for space, method in store.fetchall(
+        "SELECT DISTINCT space, method FROM evaluations ORDER BY 1, 2")
+           for r in leave_one_out(store, space, method)]
     if loo:
         out += ["", "### Recommendation, leave one data set out (`medbench recommend`)", "",
                 "Test metric on each data set of the architecture recommended from its nearest "

@@ -118,10 +118,12 @@ def leave_one_out(store, space: str, result_method: str | None = None) -> list[d
         except MedbenchError:
             continue
         metric = _metric(store, task)
+        cond = " AND e.method = ?" if result_method else ""
         rows = store.fetchall(f"""
             SELECT e.arch_id, avg(e.test_{metric}), max(c.params)
-            FROM evaluations e LEFT JOIN costs c USING (space, arch_id)
-            WHERE e.space = ? AND e.task = ? GROUP BY e.arch_id""", [space, task])
+            FROM evaluations e LEFT JOIN costs c USING (space, arch_id, task)
+            WHERE e.space = ? AND e.task = ?{cond} GROUP BY e.arch_id""",
+                              [space, task, *([result_method] if result_method else [])])
         tests = {a: t for a, t, _ in rows if t is not None}
         if not rec.rows or not tests:
             continue

@@ -98,4 +98,20 @@ def test_the_datasheet_has_the_leave_one_out_table(zoo):
     with medbench.open(zoo) as store:
         section = generate(store)
     assert "### Recommendation, leave one data set out" in section
-    assert "| mednns | medmnist/breastmnist | medmnist/pneumoniamnist | acc | 0.740 |" in section
+    assert "| mednns (supernet) | medmnist/breastmnist | medmnist/pneumoniamnist | acc | 0.740 |" \
+        in section
+
+
+def test_leave_one_out_keeps_to_one_training_method(zoo):
+    # standalone results of one architecture on breast, far from its supernet numbers
+    write_rows(zoo, "evaluations", [{"space": "mednns", "arch_id": "a",
+                                     "task": "medmnist/breastmnist", "method": "standalone",
+                                     "seed": 0, "val_acc": 0.2, "test_acc": 0.1,
+                                     "run_id": RUN}], "standalone")
+    write_manifest(zoo)
+    with medbench.open(zoo) as store:
+        rows = {r["task"]: r for r in leave_one_out(store, "mednns", "supernet")}
+        mixed = {r["task"]: r for r in leave_one_out(store, "mednns")}
+    breast = rows["medmnist/breastmnist"]
+    assert breast["random"] == pytest.approx((0.69 + 0.79 + 0.74 + 0.59) / 4)
+    assert mixed["medmnist/breastmnist"]["random"] < breast["random"]  # what mixing would do
