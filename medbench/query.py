@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 
     from medbench.store import Store
 
-__all__ = ["explain_empty", "QueryResult", "run", "DEFAULT_RUNTIME", "DEFAULT_THREADS", "DEFAULT_BATCH", "METHODS"]
+__all__ = ["QueryResult", "run", "explain_empty", "DEFAULT_RUNTIME", "DEFAULT_THREADS",
+           "DEFAULT_BATCH", "METHODS"]
 
 #: Latency is reported for ONNX Runtime at one thread and batch 1 unless asked otherwise:
 #: the setting of an edge deployment, and the least noisy on shared machines.
