@@ -329,16 +329,16 @@ def main(argv: list[str] | None = None) -> int:
         work = WorkDir(f"{args.work}/{task_id.replace('/', '_')}/v{VERSION}-e{recipe.epochs}" +
                        ("" if recipe.spatial_size == SPATIAL else f"-{size}"))
         jobs = [Job(j.key, {**j.args, "recipe": asdict(recipe)}) for j in jobs]
-        out = released(args.tables, task_id, recipe) if args.tables else set()
+        in_tables = released(args.tables, task_id, recipe) if args.tables else set()
+        is_released = lambda j: (j.args["space"], j.args["arch_id"], j.args["seed"]) in in_tables  # noqa: E731
         if args.dry_run:
             done = work.ok()
             for j in jobs:
-                state = ("released" if (j.args["space"], j.args["arch_id"], j.args["seed"])
-                         in out else "done" if j.key in done else "todo")
+                state = "released" if is_released(j) else "done" if j.key in done else "todo"
                 print(f"{state:8s} {j.key} {j.args['arch_id']}")
             return 0
         # a fresh checkout has no work folder: what is released is done
-        jobs = [j for j in jobs if (j.args["space"], j.args["arch_id"], j.args["seed"]) not in out]
+        jobs = [j for j in jobs if not is_released(j)]
         import torch
 
         from builders import msd
