@@ -330,7 +330,10 @@ def main(argv: list[str] | None = None) -> int:
                        ("" if recipe.spatial_size == SPATIAL else f"-{size}"))
         jobs = [Job(j.key, {**j.args, "recipe": asdict(recipe)}) for j in jobs]
         in_tables = released(args.tables, task_id, recipe) if args.tables else set()
-        is_released = lambda j: (j.args["space"], j.args["arch_id"], j.args["seed"]) in in_tables  # noqa: E731
+
+        def is_released(j: Job) -> bool:
+            return (j.args["space"], j.args["arch_id"], j.args["seed"]) in in_tables
+
         if args.dry_run:
             done = work.ok()
             for j in jobs:
