@@ -126,12 +126,6 @@ def _loss(task, recipe: Recipe, stage: str):
     return nn.CrossEntropyLoss(label_smoothing=0.0 if stage == "full" else recipe.label_smoothing)
 
 
-def _accuracy(task, logits, part: str) -> dict[str, float]:
-    from builders.medmnist_train import _metrics
-
-    return _metrics(task, logits, part)
-
-
 def _arrays(task, cache: dict):
     import torch
 
@@ -147,7 +141,7 @@ def train_chunk(job: Job, run_id: str, *, task, recipe: Recipe, device: str, wor
     import numpy as np
     import torch
 
-    from builders.medmnist_train import _scores
+    from builders.medmnist_train import _metrics, _scores
     from medbench.spaces import _mednns_supernet as sn
     from medbench.spaces import mednns
 
@@ -207,8 +201,8 @@ def train_chunk(job: Job, run_id: str, *, task, recipe: Recipe, device: str, wor
     job.args["elapsed_seconds"] = elapsed
     for label, arch in (("largest", mednns.largest()), ("smallest", mednns.smallest())):
         sub = sn.extract(net, arch)
-        job.args[f"val_acc_{label}"] = _accuracy(task, _scores(sub, x["val"], 512, device),
-                                                 "val")["acc"]
+        job.args[f"val_acc_{label}"] = _metrics(task, _scores(sub, x["val"], 512, device),
+                                                "val")["acc"]
     return {}
 
 
@@ -238,7 +232,7 @@ def evaluate_chunk(job: Job, run_id: str, *, task, recipe: Recipe, device: str,
     """Val and test accuracy, AUC and loss of a chunk of subnets, each recalibrated."""
     import torch
 
-    from builders.medmnist_train import _scores
+    from builders.medmnist_train import _metrics, _scores
     from builders.unet3d import _macs
     from medbench.spaces import _mednns_supernet as sn
     from medbench.spaces import mednns
@@ -270,7 +264,7 @@ def evaluate_chunk(job: Job, run_id: str, *, task, recipe: Recipe, device: str,
                "run_id": run_id}
         for part in ("val", "test"):
             logits = _scores(sub, x[part], 512, device)
-            for name, value in _accuracy(task, logits, part).items():
+            for name, value in _metrics(task, logits, part).items():
                 row[f"{part}_{name}"] = value
             row[f"{part}_loss"] = float(loss_fn(logits, y[part]))
         evals.append(row)

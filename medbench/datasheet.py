@@ -51,19 +51,16 @@ def generate(store) -> str:
                        f"{d0} | {d1} |")
     # a job may evaluate many architectures (a zoo chunk): the rate counts evaluations
     groups = store.fetchall("""
-        WITH j AS (SELECT e.task, e.space, e.method, e.run_id, count(*) AS n,
+        WITH g AS (SELECT task, space, method, count(DISTINCT arch_id) AS archs,
+                          count(*) AS n, count(DISTINCT seed) AS seeds, max(epochs) AS epochs
+                   FROM evaluations GROUP BY ALL),
+             j AS (SELECT e.task, e.space, e.method, e.run_id, count(*) AS n,
                           any_value(r.seconds) AS seconds
                    FROM evaluations e LEFT JOIN runs r USING (run_id) GROUP BY ALL)
-        SELECT task, space, method,
-               (SELECT count(DISTINCT arch_id) FROM evaluations e WHERE e.task = j.task
-                AND e.space = j.space AND e.method = j.method),
-               sum(n), (SELECT count(DISTINCT seed) FROM evaluations e WHERE e.task = j.task
-                AND e.space = j.space AND e.method = j.method),
-               (SELECT max(epochs) FROM evaluations e WHERE e.task = j.task
-                AND e.space = j.space AND e.method = j.method),
-               avg(seconds) / 60, 3600 * sum(n) FILTER (WHERE seconds > 0)
-                                  / sum(seconds) FILTER (WHERE seconds > 0)
-        FROM j GROUP BY ALL ORDER BY ALL""")
+        SELECT g.task, g.space, g.method, g.archs, g.n, g.seeds, g.epochs,
+               avg(j.seconds) / 60, 3600 * sum(j.n) FILTER (WHERE j.seconds > 0)
+                                    / sum(j.seconds) FILTER (WHERE j.seconds > 0)
+        FROM g JOIN j USING (task, space, method) GROUP BY ALL ORDER BY ALL""")
     out += ["", "### Results", ""]
     if not groups:
         out.append("No evaluation rows yet.")
