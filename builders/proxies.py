@@ -431,9 +431,14 @@ def _sampled_main(args, task_id: str) -> int:
     archs = [a.arch_id for a in draw(args.sample, np.random.default_rng(args.sample_seed))]
     setting = {"space": args.space, "batch_size": args.batch_size,
                "sample_seed": args.sample_seed}
-    jobs = [Job(f"{args.space}-n{args.sample}-c{i // args.chunk:05d}-s{seed}",
-                {**setting, "archs": archs[i:i + args.chunk], "seed": seed})
-            for i in range(0, len(archs), args.chunk) for seed in args.seeds]
+    # A job is named by its slice of the (prefix-stable) sample, not by --sample, so a larger
+    # --sample later extends the build and skips the chunks already scored; a short last
+    # chunk carries its length (scored again in full later; the release keeps one row per key).
+    chunks = [archs[i:i + args.chunk] for i in range(0, len(archs), args.chunk)]
+    jobs = [Job(f"{args.space}-k{args.chunk}-c{c:05d}"
+                f"{'' if len(part) == args.chunk else f'-n{len(part)}'}-s{seed}",
+                {**setting, "archs": part, "seed": seed})
+            for c, part in enumerate(chunks) for seed in args.seeds]
     work = WorkDir(Path(args.work) / task_id.replace("/", "_") /
                    f"{args.space}-b{args.batch_size}-sample{args.sample_seed}")
     threads = args.threads or (1 if args.workers > 1 or args.backend == "ray" else 0)
