@@ -103,3 +103,30 @@ def test_standalone_training_rows():
     again = train_and_evaluate(task, "mstf", arch.arch_id, 0, Recipe(epochs=2, batch_size=8),
                                "cpu", "run-y")
     assert again["curves"][1]["train_loss"] == pytest.approx(rows["curves"][1]["train_loss"])
+
+
+def test_a_larger_sample_extends_the_proxy_build(tmp_path, monkeypatch, capsys):
+    """Jobs are named by their slice of the prefix-stable sample: growing --sample reruns
+    only the short last chunk and the new ones, and the release keeps one row per key."""
+    import json
+
+    from builders import proxies
+    from builders.release import release
+
+    task = synthetic(n=24)
+    monkeypatch.setattr(medmnist_data, "load", lambda task_id, root: task)
+    cheap = {k: PROXIES[k] for k in ("params", "l2_norm")}  # the job layout is under test
+    monkeypatch.setattr(proxies, "PROXIES", cheap)
+
+    def build(n):
+        argv = ["--task", "breastmnist", "--space", "mstf", "--sample", str(n), "--chunk",
+                "2", "--seeds", "0", "--threads", "1", "--work", str(tmp_path / "w")]
+        assert proxies.main(argv) == 0
+        return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+    first = build(3)
+    assert (first["ok"], first["skipped"]) == (2, 0)  # chunks [0, 1] and [2]
+    second = build(4)
+    assert (second["ok"], second["skipped"]) == (1, 1)  # [0, 1] kept, [2, 3] scored
+    added = release(first["work"], tmp_path / "tables")
+    assert added["proxies"] == 4 * len(cheap)  # arch 2 scored twice, released once
