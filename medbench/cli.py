@@ -326,12 +326,7 @@ def report_proxies(
     """Zero-cost proxies against trained results: rank correlations, top-10 %, stability."""
     from medbench.proxy_report import write_report
 
-    if bootstrap < 0:
-        raise MedbenchError(f"--bootstrap must be 0 or more, got {bootstrap}")
-    with _open() as store:
-        md = write_report(store, out, bootstrap)
-    print(md.read_text(), end="")
-    _note(f"report written to {md.parent}/")
+    _bootstrapped_report(write_report, out, bootstrap)
 
 
 @report_app.command("supernet-trust")
@@ -344,6 +339,11 @@ def report_supernet_trust(
     """Supernet subnets against the same architectures trained alone: Kendall τ, Spearman."""
     from medbench.supernet_report import write_report
 
+    _bootstrapped_report(write_report, out, bootstrap)
+
+
+def _bootstrapped_report(write_report, out: str, bootstrap: int) -> None:
+    """Write a report whose intervals come from ``bootstrap`` resamples, and print it."""
     if bootstrap < 0:
         raise MedbenchError(f"--bootstrap must be 0 or more, got {bootstrap}")
     with _open() as store:

@@ -77,6 +77,9 @@ def test_report_command(cli, release, tmp_path):
 def test_report_without_proxies_is_one_line(cli, release, tmp_path):
     r = cli(release, "report", "proxies", "--out", str(tmp_path / "o"))
     assert one_line_error(r) and "nothing to report" in r.err
+    for report in ("proxies", "supernet-trust"):
+        r = cli(release, "report", report, "--out", str(tmp_path / "o"), "--bootstrap", "-1")
+        assert one_line_error(r) and "--bootstrap must be 0 or more" in r.err
 
 
 def test_the_datasheet_quotes_the_proxy_table(release):
