@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-__all__ = ["Proxy", "PROXIES", "score", "weighted_layers"]
+__all__ = ["Proxy", "PROXIES", "SHARED_PASSES", "score", "score_all", "weighted_layers"]
 
 _WEIGHTED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
              nn.ConvTranspose3d, nn.Linear)
@@ -44,10 +44,61 @@ def weighted_layers(net: nn.Module) -> list[nn.Module]:
     return [m for m in net.modules() if isinstance(m, _WEIGHTED)]
 
 
+class _Shared:
+    """Passes that several proxies read, on one copy of the network and one batch.
+
+    :func:`score_all` gives grad_norm, snip, plain and fisher one copy (one forward and
+    backward of the loss), and jacov and epe_nas another (one input-Jacobian pass): the
+    scores are those of separate passes, computed once. A proxy that reuses a pass is
+    charged its seconds too, so ``seconds`` stays the cost of that proxy on its own.
+    """
+
+    def __init__(self) -> None:
+        self.results: dict[str, tuple[object, float]] = {}
+        self.reused_seconds = 0.0
+
+    def get(self, key: str, compute: Callable[[], object]) -> object:
+        import time
+
+        if key in self.results:
+            value, seconds = self.results[key]
+            self.reused_seconds += seconds
+            return value
+        t0 = time.perf_counter()
+        value = compute()
+        self.results[key] = (value, time.perf_counter() - t0)
+        return value
+
+
+def _shared(net, key: str, compute: Callable[[], object]) -> object:
+    shared = getattr(net, "_proxy_shared", None)
+    return shared.get(key, compute) if shared is not None else compute()
+
+
+def _loss_pass(net, x, y, loss_fn) -> tuple[list[nn.Module], list[torch.Tensor]]:
+    """One forward and backward of the loss: the weighted layers (their weights' gradients
+    filled) and their outputs, each keeping its gradient."""
+    def compute():
+        acts: list[torch.Tensor] = []
+
+        def keep(module, inputs, output):
+            output.retain_grad()
+            acts.append(output)
+
+        hooks = [m.register_forward_hook(keep) for m in weighted_layers(net)]
+        try:
+            net.zero_grad(set_to_none=True)
+            loss_fn(net(x), y).backward()
+        finally:
+            for h in hooks:
+                h.remove()
+        return weighted_layers(net), acts
+
+    return _shared(net, "loss", compute)
+
+
 def _grads(net, x, y, loss_fn) -> list[nn.Module]:
-    net.zero_grad(set_to_none=True)
-    loss_fn(net(x), y).backward()
-    return weighted_layers(net)
+    return _loss_pass(net, x, y, loss_fn)[0]
 
 
 def params(net, x, y, loss_fn) -> float:
@@ -94,19 +145,7 @@ def grasp(net, x, y, loss_fn) -> float:
 
 
 def fisher(net, x, y, loss_fn) -> float:
-    acts: list[torch.Tensor] = []
-
-    def keep(module, inputs, output):
-        output.retain_grad()
-        acts.append(output)
-
-    hooks = [m.register_forward_hook(keep) for m in weighted_layers(net)]
-    try:
-        net.zero_grad(set_to_none=True)
-        loss_fn(net(x), y).backward()
-    finally:
-        for h in hooks:
-            h.remove()
+    acts = _loss_pass(net, x, y, loss_fn)[1]
     total = 0.0
     for a in acts:
         if a.grad is None:
@@ -132,10 +171,13 @@ def synflow(net, x, y, loss_fn) -> float:
 
 
 def _jacobians(net, x) -> torch.Tensor:
-    x = x.clone().requires_grad_(True)
-    net.zero_grad(set_to_none=True)
-    net(x).sum().backward()
-    return x.grad.detach().flatten(1)
+    def compute():
+        xg = x.clone().requires_grad_(True)
+        net.zero_grad(set_to_none=True)
+        net(xg).sum().backward()
+        return xg.grad.detach().flatten(1)
+
+    return _shared(net, "jacobians", compute)
 
 
 def _eig_score(corr: torch.Tensor) -> float:
@@ -242,17 +284,51 @@ PROXIES: dict[str, Proxy] = {p.name: p for p in (
 def score(name: str, net: nn.Module, x: torch.Tensor, y: torch.Tensor,
           loss_fn: Callable, seed: int = 0) -> float:
     """One proxy's score of ``net`` on the batch (x, y); NaN if it cannot be computed."""
+    return _score(name, net, x, y, loss_fn, seed, None)[0]
+
+
+#: Proxies that read the same pass (see :class:`_Shared`).
+SHARED_PASSES = (("grad_norm", "snip", "plain", "fisher"), ("jacov", "epe_nas"))
+
+
+def score_all(net: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable,
+              seed: int = 0, names=None) -> dict[str, tuple[float, float]]:
+    """(score, seconds) of every proxy in ``names`` (default: all); the same scores as
+    :func:`score` one by one, with each shared pass run once."""
+    import time
+
+    group_of = {n: i for i, group in enumerate(SHARED_PASSES) for n in group}
+    copies: dict[int, nn.Module] = {}
+    out = {}
+    for name in PROXIES if names is None else names:
+        t0 = time.perf_counter()
+        group = group_of.get(name)
+        value, copy_ = _score(name, net, x, y, loss_fn, seed, copies.get(group))
+        if group is not None:
+            copies[group] = copy_
+        shared = getattr(copy_, "_proxy_shared", None)
+        reused = shared.reused_seconds if shared is not None else 0.0
+        if shared is not None:
+            shared.reused_seconds = 0.0
+        out[name] = (value, time.perf_counter() - t0 + reused)
+    return out
+
+
+def _score(name, net, x, y, loss_fn, seed, copy_):
+    """(score, the copy it ran on): a fresh copy of ``net`` unless ``copy_`` is given."""
     from medbench.errors import UnknownNameError
 
     if name not in PROXIES:
         raise UnknownNameError("proxy", name, sorted(PROXIES))
     torch.manual_seed(seed)
-    copy_ = copy.deepcopy(net).train()
+    if copy_ is None:
+        copy_ = copy.deepcopy(net).train()
+        copy_._proxy_shared = _Shared()
     try:
         value = PROXIES[name].fn(copy_, x, y, loss_fn)
     except (RuntimeError, ValueError, torch.linalg.LinAlgError):
-        return math.nan
-    return value if math.isfinite(value) else math.nan
+        return math.nan, copy_
+    return (value if math.isfinite(value) else math.nan), copy_
 
 
 # -- the builder ---------------------------------------------------------------------------------
@@ -264,8 +340,6 @@ BUILDER = "builders.proxies"
 def proxy_rows(task, space: str, arch_id: str, seed: int, batch_size: int,
                spatial: tuple[int, int, int], run_id: str, cache: dict) -> dict[str, list]:
     """Every proxy of one architecture on one seeded batch of training volumes."""
-    import time
-
     from monai.data import CacheDataset
     from monai.losses import DiceCELoss
 
@@ -285,13 +359,10 @@ def proxy_rows(task, space: str, arch_id: str, seed: int, batch_size: int,
                                             len(task.class_names))
     loss = DiceCELoss(to_onehot_y=True, softmax=True)
     rows = []
-    for name in PROXIES:
-        t0 = time.perf_counter()
-        value = score(name, net, x, y, loss, seed=seed)
+    for name, (value, seconds) in score_all(net, x, y, loss, seed=seed).items():
         rows.append({"space": space, "arch_id": arch_id, "task": task.task, "proxy": name,
                      "seed": seed, "score": None if math.isnan(value) else value,
-                     "seconds": time.perf_counter() - t0, "batch_size": len(x),
-                     "run_id": run_id})
+                     "seconds": seconds, "batch_size": len(x), "run_id": run_id})
     return {"proxies": rows,
             "architectures": [{"space": space, "arch_id": arch_id, "arch_index": arch_index,
                                "config": config, "run_id": run_id}],
@@ -302,8 +373,6 @@ def classification_rows(task, space: str, arch_ids: list[str], seed: int, batch_
                         run_id: str) -> dict[str, list]:
     """Every proxy of a chunk of architectures on one seeded, class-stratified batch of a
     MedMNIST training split (loss: cross-entropy; multi-label sets: BCE on logits)."""
-    import time
-
     from medbench.spaces import get_space
 
     module = get_space(space)
@@ -314,13 +383,10 @@ def classification_rows(task, space: str, arch_ids: list[str], seed: int, batch_
         arch = module.from_id(arch_id)
         torch.manual_seed(seed)
         net = module.build(arch, task.n_channels, task.n_classes, dims=task.dims)
-        for name in PROXIES:
-            t0 = time.perf_counter()
-            value = score(name, net, x, y, loss, seed=seed)
+        for name, (value, seconds) in score_all(net, x, y, loss, seed=seed).items():
             rows.append({"space": space, "arch_id": arch_id, "task": task.task, "proxy": name,
                          "seed": seed, "score": None if math.isnan(value) else value,
-                         "seconds": time.perf_counter() - t0, "batch_size": len(x),
-                         "run_id": run_id})
+                         "seconds": seconds, "batch_size": len(x), "run_id": run_id})
         archs.append({"space": space, "arch_id": arch_id, "arch_index": arch.arch_index,
                       "config": arch.config_json(), "run_id": run_id})
     return {"proxies": rows, "architectures": archs, "tasks": [task.tasks_row(run_id)]}

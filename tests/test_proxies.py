@@ -100,6 +100,38 @@ def test_every_proxy_runs_on_a_unet_and_is_seed_deterministic():
     assert score("zen", net, x, y, loss, seed=1) != score("zen", net, x, y, loss, seed=2)
 
 
+def test_score_all_shares_passes_and_gives_the_same_scores():
+    import time
+
+    from builders.proxies import SHARED_PASSES, score_all
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(6, 1, 8, 8, generator=gen), torch.tensor([0, 1, 2, 0, 1, 2])
+    loss = nn.CrossEntropyLoss()
+    calls = {"n": 0}
+
+    def count(module, inputs):  # deep copies keep the hook: counts every forward pass
+        calls["n"] += 1
+        time.sleep(0.02)  # and makes each take 20 ms at least
+
+    net[0].register_forward_pre_hook(count)
+    alone = {name: score(name, net, x, y, loss, seed=3) for name in PROXIES}
+    passes_alone, calls["n"] = calls["n"], 0
+    both = score_all(net, x, y, loss, seed=3)
+    assert set(both) == set(PROXIES)
+    for name, value in alone.items():
+        assert both[name][0] == value or (math.isnan(value) and math.isnan(both[name][0]))
+        assert both[name][1] > 0
+    saved = sum(len(group) - 1 for group in SHARED_PASSES)  # one pass per group, not each
+    assert passes_alone - calls["n"] == saved == 4
+    # a proxy that reuses a pass is charged its time: none is free, as if run on its own
+    assert all(both[n][1] >= 0.02 for group in SHARED_PASSES for n in group)
+    assert both["params"][1] < 0.02  # no forward pass
+
+
 def test_proxy_builder_on_a_tiny_task(tmp_path, monkeypatch):
     from test_builders import make_task
 
