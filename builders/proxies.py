@@ -165,7 +165,7 @@ def synflow(net, x, y, loss_fn) -> float:
         for p in net.parameters():
             p.abs_()
     net.zero_grad(set_to_none=True)
-    net(torch.ones((1, *x.shape[1:]), dtype=torch.float64)).sum().backward()
+    net(torch.ones((1, *x.shape[1:]), dtype=torch.float64, device=x.device)).sum().backward()
     return float(sum((m.weight.grad * m.weight.detach()).abs().sum()
                      for m in weighted_layers(net) if m.weight.grad is not None))
 
@@ -216,7 +216,7 @@ def _sample_labels(y: torch.Tensor) -> torch.Tensor:
 
 def nwot(net, x, y, loss_fn) -> float:
     n = len(x)
-    k = torch.zeros(n, n, dtype=torch.float64)
+    k = torch.zeros(n, n, dtype=torch.float64, device=x.device)
 
     def add(module, inputs, output):
         c = (inputs[0].detach().flatten(1) > 0).double()
@@ -338,7 +338,8 @@ BUILDER = "builders.proxies"
 
 
 def proxy_rows(task, space: str, arch_id: str, seed: int, batch_size: int,
-               spatial: tuple[int, int, int], run_id: str, cache: dict) -> dict[str, list]:
+               spatial: tuple[int, int, int], run_id: str, cache: dict,
+               device: str = "cpu") -> dict[str, list]:
     """Every proxy of one architecture on one seeded batch of training volumes."""
     from monai.data import CacheDataset
     from monai.losses import DiceCELoss
@@ -352,11 +353,12 @@ def proxy_rows(task, space: str, arch_id: str, seed: int, batch_size: int,
     data = cache["train"]
     picks = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
     items = [data[int(i)] for i in picks[:batch_size]]
-    x = torch.stack([it["image"] for it in items]).float()
-    y = torch.stack([it["label"] for it in items]).float()
+    x = torch.stack([it["image"] for it in items]).float().to(device)
+    y = torch.stack([it["label"] for it in items]).float().to(device)
     torch.manual_seed(seed)
     net, arch_index, config = build_network(space, arch_id, task.n_channels,
                                             len(task.class_names))
+    net = net.to(device)
     loss = DiceCELoss(to_onehot_y=True, softmax=True)
     rows = []
     for name, (value, seconds) in score_all(net, x, y, loss, seed=seed).items():
@@ -370,19 +372,19 @@ def proxy_rows(task, space: str, arch_id: str, seed: int, batch_size: int,
 
 
 def classification_rows(task, space: str, arch_ids: list[str], seed: int, batch_size: int,
-                        run_id: str) -> dict[str, list]:
+                        run_id: str, device: str = "cpu") -> dict[str, list]:
     """Every proxy of a chunk of architectures on one seeded, class-stratified batch of a
     MedMNIST training split (loss: cross-entropy; multi-label sets: BCE on logits)."""
     from medbench.spaces import get_space
 
     module = get_space(space)
-    x, y = task.batch(batch_size, seed)
+    x, y = (t.to(device) for t in task.batch(batch_size, seed))
     loss = nn.BCEWithLogitsLoss() if task.multi_label else nn.CrossEntropyLoss()
     rows, archs = [], []
     for arch_id in arch_ids:
         arch = module.from_id(arch_id)
         torch.manual_seed(seed)
-        net = module.build(arch, task.n_channels, task.n_classes, dims=task.dims)
+        net = module.build(arch, task.n_channels, task.n_classes, dims=task.dims).to(device)
         for name, (value, seconds) in score_all(net, x, y, loss, seed=seed).items():
             rows.append({"space": space, "arch_id": arch_id, "task": task.task, "proxy": name,
                          "seed": seed, "score": None if math.isnan(value) else value,
@@ -393,15 +395,15 @@ def classification_rows(task, space: str, arch_ids: list[str], seed: int, batch_
 
 
 def proxy_job(job, run_id: str, *, task, batch_size: int, spatial: tuple[int, int, int],
-              threads: int, cache: dict) -> dict[str, list]:
+              threads: int, cache: dict, device: str = "cpu") -> dict[str, list]:
     """One job of the build, wherever the backend runs it (module level, so it pickles)."""
     if threads:
         torch.set_num_threads(threads)
     if "archs" in job.args:  # a chunk of sampled architectures of a classification task
         return classification_rows(task, job.args["space"], job.args["archs"],
-                                   job.args["seed"], batch_size, run_id)
+                                   job.args["seed"], batch_size, run_id, device)
     return proxy_rows(task, job.args["space"], job.args["arch_id"], job.args["seed"],
-                      batch_size, spatial, run_id, cache)
+                      batch_size, spatial, run_id, cache, device)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -438,12 +440,15 @@ def main(argv: list[str] | None = None) -> int:
                     "sampled from --space (MedMNIST tasks)")
     ap.add_argument("--sample-seed", type=int, default=0)
     ap.add_argument("--chunk", type=int, default=50, help="sampled architectures per job")
+    ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available; "
+                    "the runs table records it)")
     add_backend_args(ap)
     args = ap.parse_args(argv)
     try:
         from builders import msd
 
         task_id = resolve_task(args.task)
+        args.device = _device(args.device)
         if task_id.startswith("medmnist/"):
             return _sampled_main(args, task_id)
         archs = architectures_to_measure(args.tables, task_id, args.plan)
@@ -462,9 +467,11 @@ def main(argv: list[str] | None = None) -> int:
         threads = args.threads or (1 if args.workers > 1 or args.backend == "ray" else 0)
         if threads:
             torch.set_num_threads(threads)
+        device = args.device
         counts = run_jobs(work, jobs, partial(proxy_job, task=task, batch_size=args.batch_size,
-                                              spatial=spatial, threads=threads, cache={}),
-                          builder=BUILDER, version=VERSION, device=device_name("cpu"),
+                                              spatial=spatial, threads=threads, cache={},
+                                              device=device),
+                          builder=BUILDER, version=VERSION, device=device_name(device),
                           describe=lambda j: f"{j.args['arch_id']} seed {j.args['seed']}",
                           backend=args.backend, workers=args.workers,
                           cpus_per_job=threads or 1)
@@ -473,6 +480,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(json.dumps({**counts, "work": str(work.root)}))
     return 0
+
+
+def _device(name: str | None) -> str:
+    from medbench.errors import MedbenchError
+
+    if name is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.split(":")[0] not in ("cpu", "cuda"):
+        raise MedbenchError(f"--device must be cpu or cuda, got {name!r}")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise MedbenchError("--device cuda: no CUDA device on this machine")
+    return name
 
 
 def _sampled_main(args, task_id: str) -> int:
@@ -510,9 +529,10 @@ def _sampled_main(args, task_id: str) -> int:
     threads = args.threads or (1 if args.workers > 1 or args.backend == "ray" else 0)
     if threads:
         torch.set_num_threads(threads)
+    device = args.device
     counts = run_jobs(work, jobs, partial(proxy_job, task=task, batch_size=args.batch_size,
-                                          spatial=(), threads=threads, cache={}),
-                      builder=BUILDER, version=VERSION, device=device_name("cpu"),
+                                          spatial=(), threads=threads, cache={}, device=device),
+                      builder=BUILDER, version=VERSION, device=device_name(device),
                       describe=lambda j: f"{len(j.args['archs'])} {args.space} archs seed "
                                          f"{j.args['seed']}",
                       backend=args.backend, workers=args.workers, cpus_per_job=threads or 1)
