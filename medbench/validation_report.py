@@ -30,7 +30,7 @@ from pathlib import Path
 
 from medbench.errors import MedbenchError
 
-__all__ = ["TaskValidation", "methods", "validate_task", "split_hygiene", "write_report",
+__all__ = ["TaskValidation", "groups", "validate_task", "split_hygiene", "write_report",
            "summary_lines", "default_splits_dir"]
 
 
@@ -45,6 +45,7 @@ class TaskValidation:
 
     task: str
     metric: str
+    space: str | None                     # one space (None: every space)
     method: str | None                    # one training method (None: every method)
     n_archs: int
     n_rows: int
@@ -60,30 +61,37 @@ class TaskValidation:
     hygiene_ok: bool | None = None
     subgroups: str = ""
 
+    @property
+    def label(self) -> str:
+        """e.g. ``mednns supernet``: the space and method the figures cover."""
+        return " ".join(x for x in (self.space, self.method) if x)
 
-def _per_arch(store, task: str, metric: str, method: str | None) -> list[tuple]:
+
+def _per_arch(store, task: str, metric: str, space: str | None,
+              method: str | None) -> list[tuple]:
     rows = store.fetchall(f"""
         SELECT space || ' ' || arch_id || ' ' || method AS name,
                avg(val_{metric}), avg(test_{metric}), stddev_samp(val_{metric}), count(*)
         FROM evaluations WHERE task = ? AND val_{metric} IS NOT NULL
-          AND (? IS NULL OR method = ?)
-        GROUP BY ALL ORDER BY name""", [task, method, method])
+          AND (? IS NULL OR space = ?) AND (? IS NULL OR method = ?)
+        GROUP BY ALL ORDER BY name""", [task, space, space, method, method])
     return rows
 
 
-def methods(store, task: str) -> list[str]:
-    """The training methods with results for ``task`` (each is reported on its own: a
-    supernet's subnets and standalone networks rank on different scales)."""
+def groups(store, task: str) -> list[tuple[str, str]]:
+    """The (space, training method) pairs with results for ``task``, each reported on its
+    own: a supernet's subnets and standalone networks rank on different scales, and two
+    spaces are two populations."""
     store.views("evaluations")
-    return [m for (m,) in store.fetchall("SELECT DISTINCT method FROM evaluations "
-                                         "WHERE task = ? ORDER BY 1", [task])]
+    return store.fetchall("SELECT DISTINCT space, method FROM evaluations WHERE task = ? "
+                          "ORDER BY ALL", [task])
 
 
 def validate_task(store, task: str, splits_dir: str | Path | None = None,
                   data_root: str | Path | None = None,
-                  method: str | None = None) -> TaskValidation:
+                  space: str | None = None, method: str | None = None) -> TaskValidation:
     """Every figure of the report for one task of the release open in ``store``, over the
-    results of one training ``method`` (None: all of them together)."""
+    results of one ``space`` and training ``method`` (None: all of them together)."""
     import math
 
     from medbench import catalog
@@ -91,8 +99,8 @@ def validate_task(store, task: str, splits_dir: str | Path | None = None,
     store.views("evaluations", "tasks")
     row = store.fetchone("SELECT metric FROM tasks WHERE task = ?", [task])
     metric = (row[0] if row and row[0] else None) or catalog.default_metric(task)
-    rows = _per_arch(store, task, metric, method)
-    v = TaskValidation(task, metric, method, len(rows), sum(r[4] for r in rows),
+    rows = _per_arch(store, task, metric, space, method)
+    v = TaskValidation(task, metric, space, method, len(rows), sum(r[4] for r in rows),
                        [r[1] for r in rows], [math.nan if r[2] is None else r[2] for r in rows],
                        [r[3] for r in rows if r[4] >= 2 and r[3] is not None])
     paired = [(r[0], r[1], r[2]) for r in rows if r[2] is not None]
@@ -209,7 +217,7 @@ def _fmt(x: float | None, digits: int = 3) -> str:
 def summary_lines(v: TaskValidation) -> list[str]:
     """The figures of one task as Markdown bullet points (the datasheet quotes these)."""
     m = v.metric
-    of = f" ({v.method})" if v.method else ""
+    of = f" ({v.label})" if v.label else ""
     out = [f"- {v.n_archs} architectures{of}, {v.n_rows} evaluations; val {m} over "
            f"architectures (mean over seeds): min {_fmt(min(v.val))}, median "
            f"{_fmt(_q(v.val, .5))}, max {_fmt(max(v.val))}" if v.val else f"- no {m} results"]
@@ -251,7 +259,7 @@ def _plot(v: TaskValidation, path: Path) -> None:
         ax[2].hist(v.seed_std, bins=min(20, max(5, len(v.seed_std))), color="#a86848")
     ax[2].set(title="seed-to-seed std", xlabel=f"std of val {v.metric} over seeds",
               ylabel="architectures")
-    fig.suptitle(v.task + (f" ({v.method})" if v.method else ""))
+    fig.suptitle(v.task + (f" ({v.label})" if v.label else ""))
     fig.tight_layout()
     fig.savefig(path, dpi=90, metadata={"Software": None})
     plt.close(fig)
@@ -270,12 +278,12 @@ def write_report(store, out: str | Path, splits_dir: str | Path | None = None,
              "Generated by `medbench report validation` from the tables; see "
              "`medbench/validation_report.py` for what each figure means.", ""]
     for task in tasks:
-        for method in methods(store, task):
-            v = validate_task(store, task, splits_dir, data_root, method)
-            png = f"{task.replace('/', '_')}-{method}.png"
+        for space, method in groups(store, task):
+            v = validate_task(store, task, splits_dir, data_root, space, method)
+            png = f"{task.replace('/', '_')}-{space}-{method}.png"
             _plot(v, out / png)
-            lines += [f"## {task}, {method} (metric: {v.metric})", "", *summary_lines(v), "",
-                      f"![{task} {method}]({png})", ""]
+            lines += [f"## {task}, {v.label} (metric: {v.metric})", "", *summary_lines(v),
+                      "", f"![{task} {v.label}]({png})", ""]
     md = out / "validation.md"
     md.write_text("\n".join(lines))
     return md

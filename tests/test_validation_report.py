@@ -43,18 +43,23 @@ def test_figures_of_a_task(release, tmp_path):
     assert "ranks 1 of 6 on test" in text
 
 
-def test_each_training_method_is_reported_on_its_own(release, tmp_path):
-    from medbench.validation_report import methods
+def test_each_space_and_method_is_reported_on_its_own(release, tmp_path):
+    from medbench.validation_report import groups
 
     with medbench.open(release) as store:
-        assert methods(store, TASK) == ["standalone", "supernet"]
-        alone = validate_task(store, TASK, tmp_path / "nowhere", method="standalone")
-        shared = validate_task(store, TASK, tmp_path / "nowhere", method="supernet")
+        assert groups(store, TASK) == [("unet3d", "standalone"), ("unet3d", "supernet")]
+        alone = validate_task(store, TASK, tmp_path / "nowhere", space="unet3d",
+                              method="standalone")
+        shared = validate_task(store, TASK, tmp_path / "nowhere", space="unet3d",
+                               method="supernet")
+        other = validate_task(store, TASK, tmp_path / "nowhere", space="mstf",
+                              method="standalone")
     assert (alone.n_archs, shared.n_archs) == (5, 1)
     assert alone.n_rows == sum(len(a[0]) for a in ARCHS.values())
     assert alone.selected == "unet3d c-large standalone"
-    assert "5 architectures (standalone)" in summary_lines(alone)[0]
+    assert "5 architectures (unet3d standalone)" in summary_lines(alone)[0]
     assert shared.spearman is None  # one architecture: no rank agreement to give
+    assert other.n_archs == 0
 
 
 def test_rank_disagreement_is_measured(release, tmp_path):
@@ -129,10 +134,10 @@ def test_cli_writes_the_report(release, tmp_path, cli):
     r = cli(release, "report", "validation", "--out", str(out), "--splits-dir",
             str(tmp_path / "splits"))
     assert r.code == 0, r.err
-    assert "## msd/hippocampus, standalone" in r.out and "Kendall tau 1.000" in r.out
-    assert "## msd/hippocampus, supernet" in r.out
+    assert "## msd/hippocampus, unet3d standalone" in r.out and "Kendall tau 1.000" in r.out
+    assert "## msd/hippocampus, unet3d supernet" in r.out
     assert (out / "validation.md").read_text() == r.out
-    png = (out / "msd_hippocampus-standalone.png").read_bytes()
+    png = (out / "msd_hippocampus-unet3d-standalone.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
 
 
