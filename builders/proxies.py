@@ -306,10 +306,8 @@ def score_all(net: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callabl
         value, copy_ = _score(name, net, x, y, loss_fn, seed, copies.get(group))
         if group is not None:
             copies[group] = copy_
-        shared = getattr(copy_, "_proxy_shared", None)
-        reused = shared.reused_seconds if shared is not None else 0.0
-        if shared is not None:
-            shared.reused_seconds = 0.0
+        shared = copy_._proxy_shared  # _score gives every copy one
+        reused, shared.reused_seconds = shared.reused_seconds, 0.0
         out[name] = (value, time.perf_counter() - t0 + reused)
     return out
 
@@ -360,15 +358,19 @@ def proxy_rows(task, space: str, arch_id: str, seed: int, batch_size: int,
                                             len(task.class_names))
     net = net.to(device)
     loss = DiceCELoss(to_onehot_y=True, softmax=True)
-    rows = []
-    for name, (value, seconds) in score_all(net, x, y, loss, seed=seed).items():
-        rows.append({"space": space, "arch_id": arch_id, "task": task.task, "proxy": name,
-                     "seed": seed, "score": None if math.isnan(value) else value,
-                     "seconds": seconds, "batch_size": len(x), "run_id": run_id})
+    rows = _score_rows(space, arch_id, task.task, seed, net, x, y, loss, run_id)
     return {"proxies": rows,
             "architectures": [{"space": space, "arch_id": arch_id, "arch_index": arch_index,
                                "config": config, "run_id": run_id}],
             "tasks": [task.tasks_row([task.n_channels, *spatial], run_id)]}
+
+
+def _score_rows(space, arch_id, task_id, seed, net, x, y, loss, run_id) -> list[dict]:
+    """The ``proxies`` rows of one network on one batch: every proxy's score and seconds."""
+    return [{"space": space, "arch_id": arch_id, "task": task_id, "proxy": name, "seed": seed,
+             "score": None if math.isnan(value) else value, "seconds": seconds,
+             "batch_size": len(x), "run_id": run_id}
+            for name, (value, seconds) in score_all(net, x, y, loss, seed=seed).items()]
 
 
 def classification_rows(task, space: str, arch_ids: list[str], seed: int, batch_size: int,
@@ -385,10 +387,7 @@ def classification_rows(task, space: str, arch_ids: list[str], seed: int, batch_
         arch = module.from_id(arch_id)
         torch.manual_seed(seed)
         net = module.build(arch, task.n_channels, task.n_classes, dims=task.dims).to(device)
-        for name, (value, seconds) in score_all(net, x, y, loss, seed=seed).items():
-            rows.append({"space": space, "arch_id": arch_id, "task": task.task, "proxy": name,
-                         "seed": seed, "score": None if math.isnan(value) else value,
-                         "seconds": seconds, "batch_size": len(x), "run_id": run_id})
+        rows += _score_rows(space, arch_id, task.task, seed, net, x, y, loss, run_id)
         archs.append({"space": space, "arch_id": arch_id, "arch_index": arch.arch_index,
                       "config": arch.config_json(), "run_id": run_id})
     return {"proxies": rows, "architectures": archs, "tasks": [task.tasks_row(run_id)]}
@@ -467,11 +466,10 @@ def main(argv: list[str] | None = None) -> int:
         threads = args.threads or (1 if args.workers > 1 or args.backend == "ray" else 0)
         if threads:
             torch.set_num_threads(threads)
-        device = args.device
         counts = run_jobs(work, jobs, partial(proxy_job, task=task, batch_size=args.batch_size,
                                               spatial=spatial, threads=threads, cache={},
-                                              device=device),
-                          builder=BUILDER, version=VERSION, device=device_name(device),
+                                              device=args.device),
+                          builder=BUILDER, version=VERSION, device=device_name(args.device),
                           describe=lambda j: f"{j.args['arch_id']} seed {j.args['seed']}",
                           backend=args.backend, workers=args.workers,
                           cpus_per_job=threads or 1)
@@ -529,10 +527,10 @@ def _sampled_main(args, task_id: str) -> int:
     threads = args.threads or (1 if args.workers > 1 or args.backend == "ray" else 0)
     if threads:
         torch.set_num_threads(threads)
-    device = args.device
     counts = run_jobs(work, jobs, partial(proxy_job, task=task, batch_size=args.batch_size,
-                                          spatial=(), threads=threads, cache={}, device=device),
-                      builder=BUILDER, version=VERSION, device=device_name(device),
+                                          spatial=(), threads=threads, cache={},
+                                          device=args.device),
+                      builder=BUILDER, version=VERSION, device=device_name(args.device),
                       describe=lambda j: f"{len(j.args['archs'])} {args.space} archs seed "
                                          f"{j.args['seed']}",
                       backend=args.backend, workers=args.workers, cpus_per_job=threads or 1)

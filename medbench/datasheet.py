@@ -91,14 +91,16 @@ def generate(store) -> str:
                            f"{_fmt(r[f'test_{m}_std'])}")
         else:  # the MSD tasks' nnU-Net-style reference
             out.append("- DynUNet reference: not trained yet")
-        from medbench.validation_report import groups, summary_lines, validate_task
+        from medbench.validation_report import groups, split_hygiene, summary_lines, \
+            validate_task
 
         out += ["- validation report (`medbench report validation`; figures in "
                 "[reports/validation](reports/validation/validation.md)), per space and "
                 "training method:"]
+        hygiene = split_hygiene(store, task)
         for space, method in groups(store, task):
-            out += ["  " + line for line in summary_lines(
-                validate_task(store, task, space=space, method=method))]
+            out += ["  " + line for line in summary_lines(validate_task(
+                store, task, space=space, method=method, hygiene=hygiene))]
         for (args,) in store.fetchall("SELECT args FROM runs WHERE builder = "
                                       "'builders.hardware' AND args LIKE '{\"fit_lut%' "
                                       "ORDER BY run_id"):
