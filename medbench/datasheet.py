@@ -159,7 +159,9 @@ def generate(store) -> str:
         out += ["", "### Zero-cost proxies against trained results", "",
                 "From `medbench report proxies` (figures in "
                 "[reports/proxies](reports/proxies/proxies.md)): rank correlation of each "
-                "proxy (mean over its seeds) with the mean validation metric, 95 % bootstrap "
+                "proxy (mean over its seeds) with the mean validation metric (per method: "
+                "standalone training, or the accuracy a subnet inherits from its supernet), "
+                "95 % bootstrap "
                 "intervals over architectures, top-10 % precision, and the proxy's own "
                 "seed-to-seed Spearman. With few architectures the intervals are wide; read "
                 "them before the point values.", "", *table_lines(proxy_rows)]

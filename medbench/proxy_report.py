@@ -2,9 +2,9 @@
 
     medbench report proxies [--out reports/proxies] [--bootstrap 1000]
 
-For every (space, task) with proxy scores and trained results, and every proxy: Spearman ρ
-and Kendall τ between the proxy (mean over its seeds) and the mean validation metric over
-architectures, each with a bootstrap 95 % interval (architectures resampled); the top-10 %
+For every (space, task, method) with proxy scores and trained results (method: standalone
+training, or accuracy inherited from a supernet), and every proxy: Spearman ρ and Kendall τ
+between the proxy (mean over its seeds) and the mean validation metric over architectures, each with a bootstrap 95 % interval (architectures resampled); the top-10 %
 precision (the share of the proxy's top 10 % that is in the metric's top 10 %, at least one
 architecture); and the proxy's own seed-to-seed stability (Spearman between its scores of
 two seeds, averaged over seed pairs). The MSTF-NAS two-objective combination (f1 = -jacov -
@@ -32,6 +32,7 @@ __all__ = ["ProxyCorrelation", "correlations", "write_report", "mstf_objectives"
 class ProxyCorrelation:
     space: str
     task: str
+    method: str  # how the metric was obtained: standalone or supernet
     proxy: str
     n_archs: int
     spearman: float
@@ -61,23 +62,25 @@ def mstf_objectives(scores: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarr
 
 
 def correlations(store, bootstrap: int = 1000, seed: int = 0) -> list[ProxyCorrelation]:
-    """Every proxy's correlation with the trained metric, per space and task (3+ archs)."""
+    """Every proxy's correlation with the trained metric, per space, task and method (3+
+    architectures)."""
     from medbench import catalog
     from medbench.rankstats import bootstrap_ci, kendall, spearman, top_precision
 
     store.views("proxies", "evaluations", "tasks")
     groups = store.fetchall("""
-        SELECT DISTINCT p.space, p.task FROM proxies p
-        SEMI JOIN evaluations e ON e.space = p.space AND e.task = p.task ORDER BY ALL""")
+        SELECT DISTINCT p.space, p.task, e.method FROM (SELECT DISTINCT space, task
+        FROM proxies) p JOIN evaluations e ON e.space = p.space AND e.task = p.task
+        ORDER BY ALL""")
     rng = np.random.default_rng(seed)
     out = []
-    for space, task in groups:
+    for space, task, method in groups:
         row = store.fetchone("SELECT metric FROM tasks WHERE task = ?", [task])
         metric = (row[0] if row and row[0] else None) or catalog.default_metric(task)
         quality = dict(store.fetchall(
             f"SELECT arch_id, avg(val_{metric}) FROM evaluations WHERE space = ? AND task = ? "
-            f"AND method = 'standalone' AND val_{metric} IS NOT NULL GROUP BY arch_id",
-            [space, task]))
+            f"AND method = ? AND val_{metric} IS NOT NULL GROUP BY arch_id",
+            [space, task, method]))
         rows = store.fetchall("""
             SELECT proxy, arch_id, seed, score, seconds FROM proxies
             WHERE space = ? AND task = ? ORDER BY ALL""", [space, task])
@@ -104,7 +107,7 @@ def correlations(store, bootstrap: int = 1000, seed: int = 0) -> list[ProxyCorre
             x = np.array([means[proxy][a] for a in archs])
             y = np.array([quality[a] for a in archs])
             out.append(ProxyCorrelation(
-                space, task, proxy, len(archs), spearman(x, y),
+                space, task, method, proxy, len(archs), spearman(x, y),
                 bootstrap_ci(x, y, spearman, bootstrap, rng), kendall(x, y),
                 bootstrap_ci(x, y, kendall, bootstrap, rng), top_precision(x, y),
                 _seed_stability(per.get(proxy, {}), archs, spearman),
@@ -131,12 +134,13 @@ def _fmt(x, d: int = 2) -> str:
 
 def table_lines(rows: list[ProxyCorrelation]) -> list[str]:
     """The rows as a Markdown table (the datasheet quotes it)."""
-    out = ["| space | task | proxy | archs | Spearman ρ [95 % CI] | Kendall τ [95 % CI] | "
-           "top-10 % precision | seed stability | s/arch |", "|---|---|---|---|---|---|---|---|---|"]
-    for r in sorted(rows, key=lambda r: (r.space, r.task, -abs(r.spearman)
+    out = ["| space | task | method | proxy | archs | Spearman ρ [95 % CI] | Kendall τ [95 % CI] "
+           "| top-10 % precision | seed stability | s/arch |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: (r.space, r.task, r.method, -abs(r.spearman)
                                          if r.spearman == r.spearman else 0)):
-        out.append(f"| {r.space} | {r.task} | {r.proxy} | {r.n_archs} | {_fmt(r.spearman)} "
-                   f"[{_fmt(r.spearman_ci[0])}, {_fmt(r.spearman_ci[1])}] | {_fmt(r.kendall)} "
+        out.append(f"| {r.space} | {r.task} | {r.method} | {r.proxy} | {r.n_archs} | "
+                   f"{_fmt(r.spearman)} [{_fmt(r.spearman_ci[0])}, {_fmt(r.spearman_ci[1])}] | {_fmt(r.kendall)} "
                    f"[{_fmt(r.kendall_ci[0])}, {_fmt(r.kendall_ci[1])}] | "
                    f"{_fmt(r.top10_precision)} | {_fmt(r.seed_stability)} | "
                    f"{_fmt(r.seconds, 2)} |")
@@ -150,14 +154,15 @@ def _heatmap(rows: list[ProxyCorrelation], space: str, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     rows = [r for r in rows if r.space == space]
-    tasks = sorted({r.task for r in rows})
+    tasks = sorted({(r.task, r.method) for r in rows})
     proxies = sorted({r.proxy for r in rows})
     grid = np.full((len(proxies), len(tasks)), np.nan)
     for r in rows:
-        grid[proxies.index(r.proxy), tasks.index(r.task)] = r.spearman
+        grid[proxies.index(r.proxy), tasks.index((r.task, r.method))] = r.spearman
     fig, ax = plt.subplots(figsize=(2.2 + 1.4 * len(tasks), 0.9 + 0.32 * len(proxies)))
     im = ax.imshow(grid, cmap="RdBu", vmin=-1, vmax=1, aspect="auto")
-    ax.set_xticks(range(len(tasks)), tasks, rotation=30, ha="right")
+    ax.set_xticks(range(len(tasks)), [f"{t} ({m})" for t, m in tasks], rotation=30,
+                  ha="right")
     ax.set_yticks(range(len(proxies)), proxies)
     for i in range(len(proxies)):
         for j in range(len(tasks)):

@@ -56,6 +56,24 @@ def test_known_correlations(release):
     assert rows["mstf_f2"].spearman == pytest.approx(1.0)
 
 
+def test_each_method_is_judged_on_its_own_metric(release):
+    """Supernet-inherited accuracies are a second group, never mixed with standalone ones."""
+    add_proxies(release)
+    ranked = sorted(VAL, key=VAL.get)
+    write_rows(release, "evaluations", [  # the supernet ranks the architectures in reverse
+        {"space": "unet3d", "arch_id": a, "task": TASK, "method": "supernet", "seed": 1,
+         "epochs": 5, "val_dice": 0.9 - 0.1 * i, "test_dice": 0.5, "run_id": RUN}
+        for i, a in enumerate(ranked)], "supernet")
+    write_manifest(release)
+    with medbench.open(release) as store:
+        rows = correlations(store, bootstrap=0)
+    oracle = {r.method: r for r in rows if r.proxy == "oracle"}
+    assert set(oracle) == {"standalone", "supernet"}
+    assert oracle["standalone"].spearman == pytest.approx(1.0)
+    assert oracle["supernet"].spearman == pytest.approx(-1.0)
+    assert oracle["supernet"].n_archs == len(VAL)
+
+
 def test_mstf_objectives_normalise():
     f1, f2 = mstf_objectives({"jacov": np.array([0.0, 5.0, 10.0]),
                               "synflow": np.array([1.0, 2.0, 3.0]),
@@ -70,7 +88,7 @@ def test_report_command(cli, release, tmp_path):
     out = tmp_path / "rep"
     r = cli(release, "report", "proxies", "--out", str(out), "--bootstrap", "50")
     assert r.code == 0, r.err
-    assert "| unet3d | msd/hippocampus | oracle | 5 | 1.00" in r.out
+    assert "| unet3d | msd/hippocampus | standalone | oracle | 5 | 1.00" in r.out
     assert (out / "unet3d.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -91,4 +109,4 @@ def test_the_datasheet_quotes_the_proxy_table(release):
     with medbench.open(release) as store:
         section = generate(store)
     assert "### Zero-cost proxies against trained results" in section
-    assert "| unet3d | msd/hippocampus | oracle | 5 | 1.00 [1.00, 1.00]" in section
+    assert "| unet3d | msd/hippocampus | standalone | oracle | 5 | 1.00 [1.00, 1.00]" in section
