@@ -6,7 +6,8 @@
 Run it on the device to measure (a Raspberry Pi, a Jetson, a laptop, a GPU server): it
 probes the device into a ``devices`` row, then measures every architecture with results in
 ``--tables`` (plus the ``unet3d`` standalone plan with ``--plan``) at the task's input shape,
-batch 1. Release the work folder into tables with ``python -m builders.release
+batch 1: 48x64x48 U-Nets for MSD hippocampus, the ``tasks`` row's image size and classes for a
+MedMNIST set (``--task breastmnist``). Release the work folder into tables with ``python -m builders.release
 runs/hardware/<device>/<task>`` (or send that folder to the maintainers): that is the
 bring-your-own-device path, the same for every device.
 
@@ -169,15 +170,58 @@ class Net:
     run: dict  # (runtime, threads) -> callable running one inference
 
 
-def _networks(space: str, arch_id: str, shape: list[int], runtimes, threads, device: str):
+def task_io(tables: str | None, task: str, spatial: list[int] | None = None
+            ) -> tuple[list[int], int, tuple[str, str]]:
+    """(input shape without the batch, output channels, control network) of a task.
+
+    MSD tasks: the ``unet3d`` input (``spatial``, default the builder's 48x64x48) and
+    :data:`CONTROL`. MedMNIST tasks: the input shape and class count their builders wrote to
+    the ``tasks`` table, and the smallest ``mednns`` network as the control.
+    """
+    if task.startswith("msd/"):
+        from builders.unet3d import SPATIAL
+
+        return [1, *(spatial or SPATIAL)], 3, ("unet3d", CONTROL)
+    row = None
+    if tables and Path(tables).is_dir():
+        import medbench
+
+        with medbench.open(tables) as store:
+            row = store.fetchone(f'SELECT input_shape, n_classes FROM "{store.view("tasks")}" '
+                                 "WHERE task = ?", [task])
+    if not row or not row[0] or not row[1]:
+        raise MedbenchError(f"no input shape for {task} in {tables}: release its results "
+                            "(medmnist builders write the tasks row) first")
+    if spatial:
+        raise MedbenchError("--spatial is for MSD tasks; a MedMNIST task has its own size")
+    from medbench.spaces import mednns
+
+    return list(row[0]), int(row[1]), ("mednns", mednns.smallest().arch_id)
+
+
+def _build(space: str, arch_id: str, shape: list[int], n_out: int):
+    """(network, arch_index, config JSON): U-Nets by the unet3d builder's rule, classification
+    spaces at the task's dimensionality."""
+    if space in ("unet3d", "dynunet"):
+        from builders.unet3d import build_network
+
+        return build_network(space, arch_id, shape[0], n_out)
+    from medbench.spaces import get_space
+
+    module = get_space(space)
+    arch = module.from_id(arch_id)
+    return (module.build(arch, shape[0], n_out, dims=len(shape) - 1), arch.arch_index,
+            arch.config_json())
+
+
+def _networks(space: str, arch_id: str, shape: list[int], runtimes, threads, device: str,
+              n_out: int = 3):
     import io
 
     import numpy as np
     import torch
 
-    from builders.unet3d import build_network
-
-    net, arch_index, config = build_network(space, arch_id, shape[0], 3)
+    net, arch_index, config = _build(space, arch_id, shape, n_out)
     net = net.eval().to(device)
     x = torch.zeros(1, *shape, device=device)
     runs = {}
@@ -219,16 +263,19 @@ def _set_threads(threads: int) -> None:
 def measure_chunk(archs: list[tuple[str, str]], shape: list[int], runtimes: list[str],
                   threads: list[int], repeats: int, device: str, method: str | None,
                   tdp_watts: float | None, rapl_root: str = RAPL_ROOT,
-                  warmup: int = 5) -> tuple[list[dict], dict, dict]:
-    """Measure a chunk of (space, arch_id) plus the control, interleaved.
+                  warmup: int = 5, n_out: int = 3,
+                  control_net: tuple[str, str] = ("unet3d", CONTROL)
+                  ) -> tuple[list[dict], dict, dict]:
+    """Measure a chunk of (space, arch_id) plus the control, interleaved (input ``shape``
+    without the batch, ``n_out`` output channels).
 
     Returns:
         (one result dict per (arch, runtime, threads), {(space, arch_id): (arch_index,
         config, params, macs)}, the control's per-setting statistics).
     """
     nets, meta = [], {}
-    for space, arch_id in [*archs, ("unet3d", CONTROL)]:
-        net, *facts = _networks(space, arch_id, shape, runtimes, threads, device)
+    for space, arch_id in [*archs, control_net]:
+        net, *facts = _networks(space, arch_id, shape, runtimes, threads, device, n_out)
         nets.append(net)
         meta[(space, arch_id)] = tuple(facts)  # arch_index, config, params, macs, act
     cores = os.cpu_count() or 1
@@ -440,9 +487,9 @@ def main(argv: list[str] | None = None) -> int:
         task = resolve_task(args.task)
         if args.repeats < 3:
             raise MedbenchError("--repeats must be at least 3")
-        from builders.unet3d import SPATIAL
-
-        shape = [1, *(args.spatial or SPATIAL)]
+        if not task.startswith("msd/") and (args.lut or args.plan or args.max_gmacs):
+            raise MedbenchError("--lut, --plan and --max-gmacs are for unet3d on MSD tasks")
+        shape, n_out, control_net = task_io(args.tables, task, args.spatial)
         archs = [tuple(a.split(":", 1)) for a in args.only] if args.only else \
             architectures_to_measure(args.tables, task, args.plan)
         if args.max_gmacs:
@@ -509,8 +556,9 @@ def main(argv: list[str] | None = None) -> int:
                                     f"{device_row['device']}")
             results, meta, control = measure_chunk(
                 [tuple(a) for a in job.args["archs"]], shape, args.runtimes, args.threads,
-                args.repeats, args.device, method, args.tdp_watts, args.rapl_root)
-            job.args["control"] = {"arch_id": CONTROL, **control}  # drift, in runs.args
+                args.repeats, args.device, method, args.tdp_watts, args.rapl_root,
+                n_out=n_out, control_net=control_net)
+            job.args["control"] = {"arch_id": control_net[1], **control}  # drift, in runs.args
             dev = {**device_row, "run_id": run_id}
             hw = [{**r, "task": task, "device": dev["device"], "batch": 1,
                    "latency_method": "measured", "run_id": run_id} for r in results]

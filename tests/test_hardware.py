@@ -97,6 +97,49 @@ def test_measure_and_release_a_tiny_chunk(tmp_path, release):
         assert "noise on test-box" in section and "onnxruntime/1 median" in section
 
 
+def test_measure_classification_networks_at_the_tasks_size(tmp_path, release, capsys):
+    """A MedMNIST task: networks built at the tasks row's shape and classes, a mednns
+    control; bad combinations are one line."""
+    import numpy as np
+
+    import medbench
+    from builders.release import release as do_release
+    from medbench.release import write_manifest, write_rows
+    from medbench.spaces import mednns, mstf
+
+    write_rows(release, "tasks", [{"task": "medmnist/retinamnist", "collection": "medmnist",
+                                   "name": "retinamnist", "dims": 2, "n_classes": 5,
+                                   "input_shape": [3, 28, 28], "metric": "acc",
+                                   "label_kind": "ordinal-regression", "run_id": "r"}], "t")
+    write_manifest(release)
+    small = mednns.smallest().arch_id
+    cell = mstf.sample(1, np.random.default_rng(0))[0]
+    work = tmp_path / "hw"
+    args = ["--task", "retinamnist", "--tables", str(release), "--repeats", "3",
+            "--threads", "1", "--runtimes", "onnxruntime", "--work", str(work),
+            "--device-name", "test-box"]
+    assert hardware.main([*args, "--only", f"mstf:{cell.arch_id}"]) == 0
+    do_release(work / "test-box" / "medmnist_retinamnist", release)
+    with medbench.open(release) as store:
+        lat = store.sql("SELECT arch_id, latency_ms FROM hardware WHERE task = "
+                        "'medmnist/retinamnist'").fetchall()
+        assert [a for a, _ in lat] == [cell.arch_id] and lat[0][1] > 0
+        params = store.sql("SELECT params FROM costs WHERE space = 'mstf'").fetchall()
+        control = json.loads(store.sql("SELECT args FROM runs WHERE builder = "
+                                       "'builders.hardware'").fetchall()[0][0])["control"]
+    net = mstf.build(cell, 3, 5)
+    assert params == [(sum(p.numel() for p in net.parameters()),)]
+    assert control["arch_id"] == small and control["onnxruntime/1"]["median_ms"] > 0
+    capsys.readouterr()
+    assert hardware.main([*args, "--only", f"mstf:{cell.arch_id}", "--spatial", "8", "8",
+                          "8"]) == 2
+    assert "--spatial is for MSD tasks" in capsys.readouterr().err
+    assert hardware.main([*args, "--lut"]) == 2
+    assert "for unet3d on MSD tasks" in capsys.readouterr().err
+    assert hardware.main([args[0], "pneumoniamnist", *args[2:]]) == 2
+    assert "no input shape for medmnist/pneumoniamnist" in capsys.readouterr().err
+
+
 def test_nothing_to_measure_is_one_line(tmp_path, capsys):
     assert hardware.main(["--tables", str(tmp_path), "--work", str(tmp_path / "w")]) == 2
     assert "no architecture to measure" in capsys.readouterr().err
