@@ -25,7 +25,7 @@ from pathlib import Path
 from medbench.errors import BadValueError
 from medbench.release import write_rows
 
-__all__ = ["Job", "WorkDir", "git_commit", "device_name", "run_jobs"]
+__all__ = ["Job", "WorkDir", "git_commit", "torch_device", "device_name", "run_jobs"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,20 @@ def git_commit() -> str | None:
         return (sha + ("+dirty" if dirty.strip() else "")) or None
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+def torch_device(name: str | None) -> str:
+    """The torch device a builder's ``--device`` asks for: cuda where there is one when not
+    given; anything but cpu/cuda[:N], or cuda on a machine without it, is a BadValueError."""
+    import torch
+
+    if name is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.split(":")[0] not in ("cpu", "cuda"):
+        raise BadValueError(f"--device must be cpu or cuda, got {name!r}")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise BadValueError("--device cuda: no CUDA device on this machine")
+    return name
 
 
 def device_name(device: str) -> str:

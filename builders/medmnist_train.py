@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 
-from builders.jobs import Job, WorkDir, add_backend_args, device_name, run_jobs
+from builders.jobs import Job, WorkDir, add_backend_args, device_name, run_jobs, torch_device
 from medbench.catalog import resolve_task
 from medbench.errors import MedbenchError
 
@@ -179,11 +179,11 @@ def main(argv: list[str] | None = None) -> int:
                        f"{args.space}-v{VERSION}-e{recipe.epochs}")
         import torch
 
+        device = torch_device(args.device)
         task = medmnist_data.load(task_id, args.data_root)
         threads = args.threads or (1 if args.workers > 1 or args.backend == "ray" else 0)
         if threads:
             torch.set_num_threads(threads)
-        device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
         counts = run_jobs(work, jobs, partial(train_job, task=task, recipe=recipe,
                                               device=device, threads=threads),
                           builder=BUILDER, version=VERSION, device=device_name(device),

@@ -46,7 +46,7 @@ from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 
-from builders.jobs import Job, WorkDir, device_name, run_jobs
+from builders.jobs import Job, WorkDir, device_name, run_jobs, torch_device
 from medbench.catalog import resolve_task
 from medbench.errors import MedbenchError
 from medbench.manifest import atomic_write_bytes
@@ -325,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
         work = WorkDir(Path(args.work) / task_id.replace("/", "_") / recipe.name)
         if args.threads:
             torch.set_num_threads(args.threads)
-        device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        device = torch_device(args.device)
         task = medmnist_data.load(task_id, args.data_root)
         if args.mode == "train":
             jobs = [Job(j.key, {**j.args, "recipe": asdict(recipe)})

@@ -418,7 +418,8 @@ def main(argv: list[str] | None = None) -> int:
     from builders.hardware import architectures_to_measure
     from functools import partial
 
-    from builders.jobs import Job, WorkDir, add_backend_args, device_name, run_jobs
+    from builders.jobs import (Job, WorkDir, add_backend_args, device_name, run_jobs,
+                               torch_device)
     from builders.unet3d import SPATIAL
     from medbench.catalog import resolve_task
     from medbench.errors import MedbenchError
@@ -447,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
         from builders import msd
 
         task_id = resolve_task(args.task)
-        args.device = _device(args.device)
+        args.device = torch_device(args.device)
         if task_id.startswith("medmnist/"):
             return _sampled_main(args, task_id)
         archs = architectures_to_measure(args.tables, task_id, args.plan)
@@ -478,18 +479,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(json.dumps({**counts, "work": str(work.root)}))
     return 0
-
-
-def _device(name: str | None) -> str:
-    from medbench.errors import MedbenchError
-
-    if name is None:
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.split(":")[0] not in ("cpu", "cuda"):
-        raise MedbenchError(f"--device must be cpu or cuda, got {name!r}")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise MedbenchError("--device cuda: no CUDA device on this machine")
-    return name
 
 
 def _sampled_main(args, task_id: str) -> int:

@@ -33,7 +33,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from builders.jobs import Job, WorkDir, device_name, run_jobs
+from builders.jobs import Job, WorkDir, device_name, run_jobs, torch_device
 from medbench.catalog import resolve_task
 from medbench.errors import MedbenchError
 from medbench.manifest import atomic_write_bytes
@@ -254,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
                        f"-{size}-s{recipe.seed}")
         if args.threads:
             torch.set_num_threads(args.threads)
-        device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        device = torch_device(args.device)
         task = msd.load_task(task_id, args.data_root, splits_dir=Path(args.splits_dir)
                              if args.splits_dir else msd.SPLITS_DIR)
         if args.mode == "train":

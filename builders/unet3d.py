@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 
-from builders.jobs import Job, WorkDir, add_backend_args, device_name, run_jobs
+from builders.jobs import Job, WorkDir, add_backend_args, device_name, run_jobs, torch_device
 from medbench.catalog import resolve_task
 from medbench.errors import MedbenchError
 
@@ -346,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
 
         from builders import msd
 
-        device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        device = torch_device(args.device)
         task = msd.load_task(task_id, args.data_root, splits_dir=Path(args.splits_dir)
                              if args.splits_dir else msd.SPLITS_DIR)
         threads = args.threads or (1 if args.workers > 1 or args.backend == "ray" else 0)

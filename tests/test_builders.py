@@ -258,3 +258,31 @@ def test_unknown_backend_and_bad_workers_are_one_line(tiny_msd, tmp_path, capsys
     assert main([*base, "--workers", "0"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--workers must be at least 1" in err[0]
+
+
+BUILDER_ARGV = {  # the arguments each builder with --device needs to get as far as the device
+    "proxies": ["--task", "breastmnist", "--space", "mstf", "--sample", "1"],
+    "medmnist_train": ["--task", "breastmnist", "--space", "mstf", "--archs", "1"],
+    "mednns_supernet": ["train", "--task", "breastmnist"],
+    "unet3d": ["--task", "hippocampus"],
+    "supernet": ["train", "--task", "hippocampus"],
+}
+
+
+@pytest.mark.parametrize("builder", sorted(BUILDER_ARGV))
+@pytest.mark.parametrize("device, message", [("tpu", "--device must be cpu or cuda"),
+                                             ("cuda", "no CUDA device")])
+def test_builders_refuse_a_device_they_cannot_use(builder, device, message, tmp_path, capsys):
+    """Before any data is read: one line on stderr, exit 2."""
+    import importlib
+
+    torch = pytest.importorskip("torch")
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    main = importlib.import_module(f"builders.{builder}").main
+    argv = [*BUILDER_ARGV[builder], "--data-root", str(tmp_path / "no-data"), "--work",
+            str(tmp_path / "work"), "--device", device]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+    assert not (tmp_path / "work").exists()

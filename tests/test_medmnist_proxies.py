@@ -131,18 +131,3 @@ def test_a_larger_sample_extends_the_proxy_build(tmp_path, monkeypatch, capsys):
     assert (second["ok"], second["skipped"]) == (1, 1)  # [0, 1] kept, [2, 3] scored
     added = release(first["work"], tmp_path / "tables")
     assert added["proxies"] == 4 * len(cheap)  # arch 2 scored twice, released once
-
-
-@pytest.mark.parametrize("device, message", [("tpu", "--device must be cpu or cuda"),
-                                             ("cuda", "no CUDA device")])
-def test_proxy_builder_refuses_a_device_it_cannot_use(device, message, capsys):
-    import torch
-
-    from builders import proxies
-
-    if device == "cuda" and torch.cuda.is_available():
-        pytest.skip("this machine has a CUDA device")
-    argv = ["--task", "breastmnist", "--space", "mstf", "--sample", "1", "--device", device]
-    assert proxies.main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and message in err
