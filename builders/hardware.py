@@ -6,10 +6,12 @@
 Run it on the device to measure (a Raspberry Pi, a Jetson, a laptop, a GPU server): it
 probes the device into a ``devices`` row, then measures every architecture with results in
 ``--tables`` (plus the ``unet3d`` standalone plan with ``--plan``) at the task's input shape,
-batch 1: 48x64x48 U-Nets for MSD hippocampus, the ``tasks`` row's image size and classes for a
-MedMNIST set (``--task breastmnist``). Release the work folder into tables with ``python -m builders.release
-runs/hardware/<device>/<task>`` (or send that folder to the maintainers): that is the
-bring-your-own-device path, the same for every device.
+batch 1: 48x64x48 U-Nets for MSD hippocampus, the ``tasks`` row's image size and classes for
+a MedMNIST set (``--task breastmnist``). Architectures ``--tables`` already holds measured on
+this device in every runtime and thread setting asked for are skipped, so a rerun after a
+release measures only what is new. Release the work folder into tables with ``python -m
+builders.release runs/hardware/<device>/<task>`` (or send that folder to the maintainers):
+that is the bring-your-own-device path, the same for every device.
 
 Protocol: each network is exported once to ONNX (opset 17) and also run in PyTorch eager
 mode. For every (runtime, threads) setting, each network is warmed up (5 runs), then timed
@@ -449,6 +451,23 @@ def architectures_to_measure(tables: str | None, task: str, plan_archs: int) -> 
     return sorted(out)
 
 
+def measured_in_tables(tables: str | None, task: str, device: str, runtimes: list[str],
+                       threads: list[int]) -> set[tuple[str, str]]:
+    """(space, arch_id) that ``tables`` already holds measured at batch 1 on ``device`` for
+    every (runtime, threads) asked for: a rerun after a release skips them."""
+    if not tables or not Path(tables).is_dir():
+        return set()
+    import medbench
+
+    wanted = sorted({f"{r}/{t}" for r in runtimes for t in threads})
+    with medbench.open(tables) as store:
+        return set(store.fetchall(
+            f'SELECT space, arch_id FROM "{store.view("hardware", task)}" WHERE task = ? AND '
+            "device = ? AND batch = 1 AND latency_method = 'measured' AND list_contains(?, "
+            "runtime || '/' || threads) GROUP BY ALL HAVING count(DISTINCT runtime || '/' || "
+            "threads) = ?", [task, device, wanted, len(wanted)]))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m builders.hardware",
                                  description=__doc__.split("\n\n")[0])
@@ -509,6 +528,10 @@ def main(argv: list[str] | None = None) -> int:
                                 "--workers > 1 needs --backend ray (one job per node)")
         placement = {"backend": args.backend, "workers": args.workers,
                      "cpus_per_job": os.cpu_count() or 1}
+        if not args.lut:
+            done = measured_in_tables(args.tables, task, device_row["device"], args.runtimes,
+                                      args.threads)
+            archs = [a for a in archs if tuple(a) not in done]
         method = energy_method(cuda, args.tdp_watts, args.rapl_root)
         work = WorkDir(Path(args.work) / device_row["device"] / task.replace("/", "_"))
         settings = {"runtimes": args.runtimes, "threads": args.threads, "repeats": args.repeats,

@@ -130,7 +130,14 @@ def test_measure_classification_networks_at_the_tasks_size(tmp_path, release, ca
     net = mstf.build(cell, 3, 5)
     assert params == [(sum(p.numel() for p in net.parameters()),)]
     assert control["arch_id"] == small and control["onnxruntime/1"]["median_ms"] > 0
+    # released: a rerun measures nothing; a setting not measured yet is measured
     capsys.readouterr()
+    assert hardware.main([*args, "--only", f"mstf:{cell.arch_id}"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["ran"] == 0
+    assert hardware.main([*args[:-4], "--work", str(tmp_path / "hw2"), "--device-name",
+                          "test-box", "--threads", "1", "2", "--repeats", "3",
+                          "--only", f"mstf:{cell.arch_id}"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["ran"] == 1
     assert hardware.main([*args, "--only", f"mstf:{cell.arch_id}", "--spatial", "8", "8",
                           "8"]) == 2
     assert "--spatial is for MSD tasks" in capsys.readouterr().err
