@@ -1,12 +1,13 @@
-"""How well zero-cost proxies predict trained quality, per space and task.
+"""How well zero-cost proxies predict trained quality, per space, task and method.
 
     medbench report proxies [--out reports/proxies] [--bootstrap 1000]
 
 For every (space, task, method) with proxy scores and trained results (method: standalone
 training, or accuracy inherited from a supernet), and every proxy: Spearman ρ and Kendall τ
-between the proxy (mean over its seeds) and the mean validation metric over architectures, each with a bootstrap 95 % interval (architectures resampled); the top-10 %
-precision (the share of the proxy's top 10 % that is in the metric's top 10 %, at least one
-architecture); and the proxy's own seed-to-seed stability (Spearman between its scores of
+between the proxy (mean over its seeds) and the mean validation metric over architectures,
+each with a bootstrap 95 % interval (architectures resampled); the top-10 % precision (the
+share of the proxy's top 10 % that is in the metric's top 10 %, at least one architecture);
+and the proxy's own seed-to-seed stability (Spearman between its scores of
 two seeds, averaged over seed pairs). The MSTF-NAS two-objective combination (f1 = -jacov -
 flops, f2 = -synflow + flops, each proxy min-max normalised over architectures) enters as
 ``mstf_f1`` and ``mstf_f2``, negated so that larger is better like every other row.
@@ -73,7 +74,7 @@ def correlations(store, bootstrap: int = 1000, seed: int = 0) -> list[ProxyCorre
         FROM proxies) p JOIN evaluations e ON e.space = p.space AND e.task = p.task
         ORDER BY ALL""")
     rng = np.random.default_rng(seed)
-    out = []
+    out, scores = [], {}
     for space, task, method in groups:
         row = store.fetchone("SELECT metric FROM tasks WHERE task = ?", [task])
         metric = (row[0] if row and row[0] else None) or catalog.default_metric(task)
@@ -81,18 +82,10 @@ def correlations(store, bootstrap: int = 1000, seed: int = 0) -> list[ProxyCorre
             f"SELECT arch_id, avg(val_{metric}) FROM evaluations WHERE space = ? AND task = ? "
             f"AND method = ? AND val_{metric} IS NOT NULL GROUP BY arch_id",
             [space, task, method]))
-        rows = store.fetchall("""
-            SELECT proxy, arch_id, seed, score, seconds FROM proxies
-            WHERE space = ? AND task = ? ORDER BY ALL""", [space, task])
-        per: dict[str, dict[str, dict[int, float]]] = {}
-        secs: dict[str, list[float]] = {}
-        for proxy, arch, s, score, seconds in rows:
-            if score is not None and np.isfinite(score):
-                per.setdefault(proxy, {}).setdefault(arch, {})[s] = score
-            if seconds is not None:
-                secs.setdefault(proxy, []).append(seconds)
-        means = {p: {a: float(np.mean(list(v.values()))) for a, v in d.items()}
-                 for p, d in per.items()}
+        if (space, task) not in scores:  # read once, judged against every method
+            scores[space, task] = _scores(store, space, task)
+        per, secs, means = scores[space, task]
+        means = dict(means)  # the MSTF objectives below depend on the method's archs
         common = sorted(set(quality).intersection(*[set(d) for d in means.values()])
                         if means else ())
         if {"jacov", "synflow", "flops"} <= set(means) and common:
@@ -115,6 +108,23 @@ def correlations(store, bootstrap: int = 1000, seed: int = 0) -> list[ProxyCorre
     return out
 
 
+def _scores(store, space: str, task: str) -> tuple[dict, dict, dict]:
+    """A (space, task)'s finite proxy scores per proxy, arch and seed; seconds per proxy;
+    and each proxy's mean over seeds per arch."""
+    per: dict[str, dict[str, dict[int, float]]] = {}
+    secs: dict[str, list[float]] = {}
+    for proxy, arch, s, score, seconds in store.fetchall("""
+            SELECT proxy, arch_id, seed, score, seconds FROM proxies
+            WHERE space = ? AND task = ? ORDER BY ALL""", [space, task]):
+        if score is not None and np.isfinite(score):
+            per.setdefault(proxy, {}).setdefault(arch, {})[s] = score
+        if seconds is not None:
+            secs.setdefault(proxy, []).append(seconds)
+    means = {p: {a: float(np.mean(list(v.values()))) for a, v in d.items()}
+             for p, d in per.items()}
+    return per, secs, means
+
+
 def _seed_stability(scores: dict[str, dict[int, float]], archs: list[str], spearman):
     seeds = sorted({s for a in archs for s in scores.get(a, {})})
     vals = []
@@ -134,14 +144,14 @@ def _fmt(x, d: int = 2) -> str:
 
 def table_lines(rows: list[ProxyCorrelation]) -> list[str]:
     """The rows as a Markdown table (the datasheet quotes it)."""
-    out = ["| space | task | method | proxy | archs | Spearman ρ [95 % CI] | Kendall τ [95 % CI] "
-           "| top-10 % precision | seed stability | s/arch |",
+    out = ["| space | task | method | proxy | archs | Spearman ρ [95 % CI] | "
+           "Kendall τ [95 % CI] | top-10 % precision | seed stability | s/arch |",
            "|---|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: (r.space, r.task, r.method, -abs(r.spearman)
                                          if r.spearman == r.spearman else 0)):
         out.append(f"| {r.space} | {r.task} | {r.method} | {r.proxy} | {r.n_archs} | "
-                   f"{_fmt(r.spearman)} [{_fmt(r.spearman_ci[0])}, {_fmt(r.spearman_ci[1])}] | {_fmt(r.kendall)} "
-                   f"[{_fmt(r.kendall_ci[0])}, {_fmt(r.kendall_ci[1])}] | "
+                   f"{_fmt(r.spearman)} [{_fmt(r.spearman_ci[0])}, {_fmt(r.spearman_ci[1])}] | "
+                   f"{_fmt(r.kendall)} [{_fmt(r.kendall_ci[0])}, {_fmt(r.kendall_ci[1])}] | "
                    f"{_fmt(r.top10_precision)} | {_fmt(r.seed_stability)} | "
                    f"{_fmt(r.seconds, 2)} |")
     return out
