@@ -309,6 +309,10 @@ class Store:
     def arch(self, space: str, arch_id: str) -> dict[str, duckdb.DuckDBPyRelation]:
         """Every fact about one architecture: its row and its rows in every fact table.
 
+        Where the space has a fitted per-block latency table (:mod:`medbench.latency`),
+        ``latency_predicted`` holds the latency it predicts per device, runtime and threads,
+        also for an architecture of the space that the tables do not hold.
+
         Args:
             space: space name.
             arch_id: the canonical id, or the architecture's ``arch_index`` as digits.
@@ -318,26 +322,37 @@ class Store:
             with rows).
 
         Raises:
-            UnknownNameError: if the space or the architecture is unknown.
+            UnknownNameError: if the space is unknown, or the architecture is neither in the
+                tables nor predictable from them.
         """
+        from medbench.errors import BadValueError
+        from medbench.latency import predicted
+
         space = self.resolve_space(space)
         self.view("architectures")
         found = self.fetchone(
             "SELECT arch_id FROM architectures WHERE space = ? AND (arch_id = ? OR "
             "CAST(arch_index AS VARCHAR) = ?)", [space, arch_id, arch_id])
-        if found is None:
+        out = {}
+        if found is not None:
+            arch_id = found[0]
+            for name, t in TABLES.items():
+                if {"space", "arch_id"} <= set(t.column_names):
+                    self.view(name)
+                    rel = self.con.sql(f'SELECT * FROM "{name}" WHERE space = $space AND '
+                                       'arch_id = $arch ORDER BY ALL',
+                                       params={"space": space, "arch": arch_id})
+                    if self._count(rel):
+                        out[name] = rel
+        try:
+            rel = predicted(self, space, arch_id)
+        except BadValueError:
+            rel = None
+        if rel is not None and self._count(rel):
+            out["latency_predicted"] = rel
+        if not out:
             raise UnknownNameError(f"architecture of space {space}", arch_id, (),
                                    hint="see 'medbench query --space " + space + "'")
-        arch_id = found[0]
-        out = {}
-        for name, t in TABLES.items():
-            if {"space", "arch_id"} <= set(t.column_names):
-                self.view(name)
-                rel = self.con.sql(f'SELECT * FROM "{name}" WHERE space = $space AND '
-                                   'arch_id = $arch ORDER BY ALL',
-                                   params={"space": space, "arch": arch_id})
-                if self._count(rel):
-                    out[name] = rel
         return out
 
     def _count(self, rel: duckdb.DuckDBPyRelation) -> int:

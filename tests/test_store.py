@@ -55,6 +55,36 @@ def test_arch_by_id_and_index(release):
             store.arch("unet3d", "nope")
 
 
+def test_lookup_table_predicts_any_architecture_of_the_space(release):
+    from medbench.release import write_manifest, write_rows
+    from medbench.spaces import unet3d
+
+    arch = unet3d.from_id("s2|c4-8-16|k3-3-3|b1-1-1|r0-0-0")  # not in the release
+    keys = unet3d.blocks(arch, 1)  # the fixture's hippocampus has no input shape: 1 channel
+    common = {"space": "unet3d", "task": "msd/hippocampus", "device": "dev-a",
+              "runtime": "onnxruntime", "run_id": "run-test"}
+    rows = [{**common, "threads": 1, "block": k, "latency_ms": 0.5 * (i + 1)}
+            for i, k in enumerate(keys)]  # 0.5 + 1.0 + ... + 3.0 = 10.5
+    rows.append({**common, "threads": 1, "block": "overhead", "latency_ms": 2.0})
+    # all cores: one block missing, so nothing is predicted for that setting
+    rows += [{**common, "threads": 0, "block": k, "latency_ms": 1.0} for k in keys[1:]]
+    rows.append({**common, "threads": 0, "block": "overhead", "latency_ms": 2.0})
+    write_rows(release, "latency_lut", rows, "lut")
+    write_manifest(release)
+    with medbench.open(release) as store:
+        facts = store.arch("unet3d", arch.arch_id)
+        assert set(facts) == {"latency_predicted"}
+        got = facts["latency_predicted"].select(
+            "device, runtime, threads, latency_ms, latency_method, n_blocks").fetchall()
+        assert got == [("dev-a", "onnxruntime", 1, pytest.approx(12.5), "lut", len(keys))]
+        # an architecture whose blocks the table does not hold, and a malformed id
+        for arch_id in ("s2|c4-8-32|k3-3-3|b1-1-1|r0-0-0", "s2|c4"):
+            with pytest.raises(UnknownNameError):
+                store.arch("unet3d", arch_id)
+        # an architecture in the tables keeps its facts; none of its blocks is in the table
+        assert "latency_predicted" not in store.arch("unet3d", "c-large")
+
+
 def test_sql_is_read_only(release):
     with medbench.open(release) as store:
         with pytest.raises(ReadOnlyError):
