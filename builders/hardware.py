@@ -201,21 +201,6 @@ def task_io(tables: str | None, task: str, spatial: list[int] | None = None
     return list(row[0]), int(row[1]), ("mednns", mednns.smallest().arch_id)
 
 
-def _build(space: str, arch_id: str, shape: list[int], n_out: int):
-    """(network, arch_index, config JSON): U-Nets by the unet3d builder's rule, classification
-    spaces at the task's dimensionality."""
-    if space in ("unet3d", "dynunet"):
-        from builders.unet3d import build_network
-
-        return build_network(space, arch_id, shape[0], n_out)
-    from medbench.spaces import get_space
-
-    module = get_space(space)
-    arch = module.from_id(arch_id)
-    return (module.build(arch, shape[0], n_out, dims=len(shape) - 1), arch.arch_index,
-            arch.config_json())
-
-
 def _networks(space: str, arch_id: str, shape: list[int], runtimes, threads, device: str,
               n_out: int = 3):
     import io
@@ -223,7 +208,10 @@ def _networks(space: str, arch_id: str, shape: list[int], runtimes, threads, dev
     import numpy as np
     import torch
 
-    net, arch_index, config = _build(space, arch_id, shape, n_out)
+    from medbench.spaces import build_network
+
+    net, arch_index, config = build_network(space, arch_id, shape[0], n_out,
+                                            dims=len(shape) - 1)
     net = net.eval().to(device)
     x = torch.zeros(1, *shape, device=device)
     runs = {}
@@ -362,7 +350,8 @@ def fit_lut(tables: str, task: str, run_id: str) -> tuple[dict[str, list[dict]],
     the architectures with results that were not measured.
 
     Returns:
-        (rows per table, one accuracy summary per setting: n, MAPE, Kendall tau).
+        (rows per table, one accuracy summary per setting: n, and the MAPE and Kendall tau
+        of leave-one-out predictions against the measurements).
     """
     import statistics as st
 
@@ -409,12 +398,16 @@ def fit_lut(tables: str, task: str, run_id: str) -> tuple[dict[str, list[dict]],
                 continue
             if not pairs:
                 continue
-            overhead = st.median(m - p for m, p in pairs)
+            gaps = [m - p for m, p in pairs]
+            overhead = st.median(gaps)
             lut_rows.append({"space": space, "task": task, "device": device,
                              "runtime": runtime, "threads": threads, "block": "overhead",
                              "latency_ms": overhead, "n_repeats": len(pairs),
                              "run_id": run_id})
-            pred = [p + overhead for _, p in pairs]
+            # the error of each network's prediction with the overhead fitted on the others
+            # (leave-one-out), so the reported accuracy is not measured on the fit's own data
+            pred = [p + (st.median(gaps[:i] + gaps[i + 1:]) if len(gaps) > 1 else overhead)
+                    for i, (_, p) in enumerate(pairs)]
             meas = [m for m, _ in pairs]
             mape = 100 * sum(abs(p - m) / m for p, m in zip(pred, meas)) / len(meas)
             tau = kendalltau(pred, meas).statistic if len(meas) > 1 else None

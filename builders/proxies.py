@@ -343,7 +343,7 @@ def proxy_rows(task, space: str, arch_id: str, seed: int, batch_size: int,
     from monai.losses import DiceCELoss
 
     from builders import msd
-    from builders.unet3d import build_network
+    from medbench.spaces import build_network
 
     if "train" not in cache:
         cache["train"] = CacheDataset(task.files("train"), msd.transforms(spatial, False),
@@ -355,7 +355,7 @@ def proxy_rows(task, space: str, arch_id: str, seed: int, batch_size: int,
     y = torch.stack([it["label"] for it in items]).float().to(device)
     torch.manual_seed(seed)
     net, arch_index, config = build_network(space, arch_id, task.n_channels,
-                                            len(task.class_names))
+                                            len(task.class_names), dims=3)
     net = net.to(device)
     loss = DiceCELoss(to_onehot_y=True, softmax=True)
     rows = _score_rows(space, arch_id, task.task, seed, net, x, y, loss, run_id)

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from builders.jobs import Job, WorkDir, add_backend_args, device_name, run_jobs, torch_device
 from medbench.catalog import resolve_task
+from medbench import spaces
 from medbench.errors import MedbenchError
 
 __all__ = ["Recipe", "VERSION", "plan", "train_and_evaluate", "main"]
@@ -102,17 +103,6 @@ def plan(n_archs: int, seeds: list[int], reference: bool, sample_seed: int = 0) 
     return jobs
 
 
-def build_network(space: str, arch_id: str, in_channels: int, out_channels: int):
-    """(network, arch_index, canonical config JSON) of an architecture of a space."""
-    from medbench.spaces import get_space
-
-    module = get_space(space)
-    if space == "dynunet":
-        return module.build(in_channels, out_channels), 0, module.config_json()
-    arch = module.from_id(arch_id)
-    return module.build(arch, in_channels, out_channels), arch.arch_index, arch.config_json()
-
-
 def _metrics(net, loader, n_classes: int, device, spatial: tuple[int, ...],
              full: bool = True) -> dict:
     """Dice, Jaccard and HD95 per foreground class, averaged over cases, and their mean
@@ -171,7 +161,8 @@ def train_and_evaluate(task, space: str, arch_id: str, seed: int, recipe: Recipe
     val = DataLoader(data["val"], batch_size=recipe.batch_size)
     test = DataLoader(data["test"], batch_size=recipe.batch_size)
 
-    net, arch_index, config = build_network(space, arch_id, task.n_channels, n_classes)
+    net, arch_index, config = spaces.build_network(space, arch_id, task.n_channels, n_classes,
+                                                   dims=3)
     net = net.to(device)
     params = sum(p.numel() for p in net.parameters() if p.requires_grad)
     macs = _macs(net, task.n_channels, recipe.spatial_size, device)

@@ -183,7 +183,7 @@ def test_block_inputs_chain_through_a_network():
     assert outputs["enc|l3|s2|i32|c64|k3|b1|r1"] == (1, 64, 1, 2, 1)
 
 
-def test_measure_blocks_and_fit_the_table(release, tmp_path):
+def test_measure_blocks_and_fit_the_table(release, tmp_path, capsys):
     import medbench
     from medbench.latency import load_lut, predict
     from medbench.release import write_manifest, write_rows
@@ -218,7 +218,13 @@ def test_measure_blocks_and_fit_the_table(release, tmp_path):
                                          "seed": 0, "val_dice": 0.5, "run_id": "run-test"}],
                "a3")
     write_manifest(release)
+    capsys.readouterr()
     assert hardware.main(["--fit-lut", "--tables", str(release)]) == 0
+    (fit,) = json.loads(capsys.readouterr().out)
+    # leave-one-out: each network is predicted with the other's gap (4 for a1, 2 for a2)
+    m1, m2 = sums[a1.arch_id] + 2.0, sums[a2.arch_id] + 4.0
+    assert fit["n"] == 2 and fit["overhead_ms"] == pytest.approx(3.0)
+    assert fit["mape_pct"] == pytest.approx(100 * (2.0 / m1 + 2.0 / m2) / 2)
     assert hardware.main(["--fit-lut", "--tables", str(release)]) == 0  # idempotent
     from medbench.validate import validate
 

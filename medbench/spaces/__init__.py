@@ -9,9 +9,9 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from medbench.errors import UnknownNameError
+from medbench.errors import BadValueError, UnknownNameError
 
-__all__ = ["MODULES", "get_space"]
+__all__ = ["MODULES", "get_space", "build_network"]
 
 MODULES = {
     "unet3d": "medbench.spaces.unet3d",
@@ -27,3 +27,19 @@ def get_space(name: str) -> ModuleType:
         return importlib.import_module(MODULES[name])
     except KeyError:
         raise UnknownNameError("space", name, sorted(MODULES)) from None
+
+
+def build_network(space: str, arch_id: str, in_channels: int, out_channels: int, dims: int):
+    """(network, arch_index, canonical config JSON) of one architecture of a space, for input
+    of ``dims`` spatial dimensions (imports torch; U-Net spaces are 3D only)."""
+    module = get_space(space)
+    if space in ("unet3d", "dynunet"):
+        if dims != 3:
+            raise BadValueError(f"{space} networks are 3D, not {dims}D")
+        if space == "dynunet":
+            return module.build(in_channels, out_channels), 0, module.config_json()
+        arch = module.from_id(arch_id)
+        return module.build(arch, in_channels, out_channels), arch.arch_index, arch.config_json()
+    arch = module.from_id(arch_id)
+    return (module.build(arch, in_channels, out_channels, dims=dims), arch.arch_index,
+            arch.config_json())
