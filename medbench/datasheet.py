@@ -101,9 +101,10 @@ def generate(store) -> str:
         for space, method in groups(store, task):
             out += ["  " + line for line in summary_lines(validate_task(
                 store, task, space=space, method=method, hygiene=hygiene))]
-        for (args,) in store.fetchall("SELECT args FROM runs WHERE builder = "
-                                      "'builders.hardware' AND args LIKE '{\"fit_lut%' "
-                                      "ORDER BY run_id"):
+        for (args,) in store.fetchall(
+                "SELECT args FROM runs WHERE builder = 'builders.hardware' AND args LIKE "
+                "'{\"fit_lut%' AND run_id IN (SELECT run_id FROM latency_lut WHERE task = ?) "
+                "ORDER BY run_id", [task]):
             import json
 
             for fit in json.loads(args)["fit_lut"]:

@@ -236,6 +236,18 @@ def test_measure_blocks_and_fit_the_table(release, tmp_path, capsys):
         got = store.sql("SELECT latency_ms, latency_method FROM hardware WHERE arch_id = "
                         f"'{a3.arch_id}'").fetchall()
         assert got == [(pytest.approx(sums[a3.arch_id] + 3.0), "lut")]
+        from medbench.datasheet import generate
+
+    # a second task with results: the fit belongs to hippocampus's section only
+    write_rows(release, "evaluations", [{"space": "unet3d", "arch_id": a3.arch_id,
+                                         "task": "medmnist/breastmnist", "method": "standalone",
+                                         "seed": 0, "val_acc": 0.5, "run_id": "run-test"}],
+               "other-task")
+    write_manifest(release)
+    with medbench.open(release) as store:
+        section = generate(store)  # the fit's accuracy, once, in its task's section
+        assert section.count("- latency lookup table on dev-a (onnxruntime, 1 thread(s)): "
+                             "MAPE") == 1
     with pytest.raises(medbench.MedbenchError, match="lacks"):
         predict(lut, ["enc|l9|s1|i1|c4|k3|b1|r0"])
 
