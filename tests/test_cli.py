@@ -103,8 +103,13 @@ def test_query_on_bundled_tables(cli):
     assert r.code == 0, r.err
     r = cli(BUNDLED, "query", "--task", "vesselmnist3d")
     assert r.code == 0 and "no results for medmnist/vesselmnist3d" in r.err
-    r = cli(BUNDLED, "query", "--task", "pneumoniamnist", "--format", "json")
-    assert r.code == 0 and json.loads(r.out) == []
+    # the zoo issue's command: subnets of at most 1 M parameters, best test accuracy first
+    r = cli(BUNDLED, "query", "--task", "pneumoniamnist", "--sort", "test_acc", "--max-params",
+            "1M", "--format", "json")
+    rows = json.loads(r.out)
+    assert r.code == 0 and rows and all(x["params"] <= 1_000_000 for x in rows)
+    tests = [x["test_acc"] for x in rows]
+    assert tests == sorted(tests, reverse=True)
 
 
 def test_tasks_spaces_devices(cli, release):
