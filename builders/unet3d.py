@@ -31,8 +31,8 @@ from functools import partial
 from pathlib import Path
 
 from builders.jobs import Job, WorkDir, add_backend_args, device_name, run_jobs, torch_device
-from medbench.catalog import resolve_task
 from medbench import spaces
+from medbench.catalog import resolve_task
 from medbench.errors import MedbenchError
 
 __all__ = ["Recipe", "VERSION", "plan", "train_and_evaluate", "main"]

@@ -55,13 +55,12 @@ def predicted(store, space: str, arch_id: str):
 
     module = get_space(space)
     lut = store.view("latency_lut")
-    if not hasattr(module, "blocks"):
-        tasks = []
-    else:
-        arch = module.from_id(arch_id)
-        tasks = [t for (t,) in store.fetchall(
-            f'SELECT DISTINCT task FROM "{lut}" WHERE space = ? ORDER BY task', [space])]
-    shapes = dict(store.fetchall(f'SELECT task, input_shape FROM "{store.view("tasks")}"'))
+    arch = module.from_id(arch_id) if hasattr(module, "blocks") else None
+    tasks = [t for (t,) in store.fetchall(
+        f'SELECT DISTINCT task FROM "{lut}" WHERE space = ? ORDER BY task', [space])] \
+        if arch else []
+    shapes = dict(store.fetchall(
+        f'SELECT task, input_shape FROM "{store.view("tasks")}"')) if tasks else {}
     need_task, need_block = [], []
     for task in tasks:
         shape = shapes.get(task)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from medbench import catalog
-from medbench.errors import ReadOnlyError, TableError, UnknownNameError
+from medbench.errors import BadValueError, ReadOnlyError, TableError, UnknownNameError
 from medbench.manifest import MANIFEST_NAME, check_manifest_shape, list_table_files, load_manifest
 from medbench.remote import is_url, load_httpfs
 from medbench.schema import TABLE_NAMES, TABLES, Table, partition_segment
@@ -325,7 +325,6 @@ class Store:
             UnknownNameError: if the space is unknown, or the architecture is neither in the
                 tables nor predictable from them.
         """
-        from medbench.errors import BadValueError
         from medbench.latency import predicted
 
         space = self.resolve_space(space)

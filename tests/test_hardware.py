@@ -185,6 +185,7 @@ def test_block_inputs_chain_through_a_network():
 
 def test_measure_blocks_and_fit_the_table(release, tmp_path, capsys):
     import medbench
+    from medbench.datasheet import generate
     from medbench.latency import load_lut, predict
     from medbench.release import write_manifest, write_rows
     from medbench.spaces import unet3d
@@ -236,7 +237,6 @@ def test_measure_blocks_and_fit_the_table(release, tmp_path, capsys):
         got = store.sql("SELECT latency_ms, latency_method FROM hardware WHERE arch_id = "
                         f"'{a3.arch_id}'").fetchall()
         assert got == [(pytest.approx(sums[a3.arch_id] + 3.0), "lut")]
-        from medbench.datasheet import generate
 
     # a second task with results: the fit belongs to hippocampus's section only
     write_rows(release, "evaluations", [{"space": "unet3d", "arch_id": a3.arch_id,

@@ -81,7 +81,7 @@ def test_lookup_table_predicts_any_architecture_of_the_space(release):
         for arch_id in ("s2|c4-8-32|k3-3-3|b1-1-1|r0-0-0", "s2|c4"):
             with pytest.raises(UnknownNameError):
                 store.arch("unet3d", arch_id)
-        # an architecture in the tables keeps its facts; none of its blocks is in the table
+        # an architecture in the tables whose id the space cannot parse keeps its facts
         assert "latency_predicted" not in store.arch("unet3d", "c-large")
 
 

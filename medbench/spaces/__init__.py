@@ -33,13 +33,11 @@ def build_network(space: str, arch_id: str, in_channels: int, out_channels: int,
     """(network, arch_index, canonical config JSON) of one architecture of a space, for input
     of ``dims`` spatial dimensions (imports torch; U-Net spaces are 3D only)."""
     module = get_space(space)
-    if space in ("unet3d", "dynunet"):
-        if dims != 3:
-            raise BadValueError(f"{space} networks are 3D, not {dims}D")
-        if space == "dynunet":
-            return module.build(in_channels, out_channels), 0, module.config_json()
-        arch = module.from_id(arch_id)
-        return module.build(arch, in_channels, out_channels), arch.arch_index, arch.config_json()
+    unet = space in ("unet3d", "dynunet")
+    if unet and dims != 3:
+        raise BadValueError(f"{space} networks are 3D, not {dims}D")
+    if space == "dynunet":  # one architecture, no id to parse
+        return module.build(in_channels, out_channels), 0, module.config_json()
     arch = module.from_id(arch_id)
-    return (module.build(arch, in_channels, out_channels, dims=dims), arch.arch_index,
-            arch.config_json())
+    net = module.build(arch, in_channels, out_channels, **({} if unet else {"dims": dims}))
+    return net, arch.arch_index, arch.config_json()
