@@ -176,14 +176,11 @@ def task_io(tables: str | None, task: str, spatial: list[int] | None = None
             ) -> tuple[list[int], int, tuple[str, str]]:
     """(input shape without the batch, output channels, control network) of a task.
 
-    MSD tasks: the ``unet3d`` input (``spatial``, default the builder's 48x64x48) and
-    :data:`CONTROL`. MedMNIST tasks: the input shape and class count their builders wrote to
-    the ``tasks`` table, and the smallest ``mednns`` network as the control.
+    Both come from the task's row in the ``tasks`` table (its builders write it). MSD tasks:
+    the row's input channels at ``spatial`` (default the ``unet3d`` builder's 48x64x48) and
+    :data:`CONTROL`. MedMNIST tasks: the row's input shape, and the smallest ``mednns``
+    network as the control.
     """
-    if task.startswith("msd/"):
-        from builders.unet3d import SPATIAL
-
-        return [1, *(spatial or SPATIAL)], 3, ("unet3d", CONTROL)
     row = None
     if tables and Path(tables).is_dir():
         import medbench
@@ -193,12 +190,17 @@ def task_io(tables: str | None, task: str, spatial: list[int] | None = None
                                  "WHERE task = ?", [task])
     if not row or not row[0] or not row[1]:
         raise MedbenchError(f"no input shape for {task} in {tables}: release its results "
-                            "(medmnist builders write the tasks row) first")
+                            "(its builders write the tasks row) first")
+    shape, n_classes = list(row[0]), int(row[1])
+    if task.startswith("msd/"):
+        from builders.unet3d import SPATIAL
+
+        return [shape[0], *(spatial or SPATIAL)], n_classes, ("unet3d", CONTROL)
     if spatial:
         raise MedbenchError("--spatial is for MSD tasks; a MedMNIST task has its own size")
     from medbench.spaces import mednns
 
-    return list(row[0]), int(row[1]), ("mednns", mednns.smallest().arch_id)
+    return shape, n_classes, ("mednns", mednns.smallest().arch_id)
 
 
 def _networks(space: str, arch_id: str, shape: list[int], runtimes, threads, device: str,
@@ -361,6 +363,7 @@ def fit_lut(tables: str, task: str, run_id: str) -> tuple[dict[str, list[dict]],
     from medbench.latency import predict
     from medbench.spaces import unet3d
 
+    in_channels = task_io(tables, task)[0][0]
     lut_rows, hw_rows, summary = [], [], []
     with medbench.open(tables) as store:
         lut_view, hw_view = store.view("latency_lut", task), store.view("hardware", task)
@@ -382,7 +385,7 @@ def fit_lut(tables: str, task: str, run_id: str) -> tuple[dict[str, list[dict]],
             sums = {}
             for arch_id in set(measured) | with_results:
                 try:
-                    keys = unet3d.blocks(unet3d.from_id(arch_id), 1)
+                    keys = unet3d.blocks(unet3d.from_id(arch_id), in_channels)
                 except MedbenchError:  # not an id of this space's grammar: nothing to predict
                     continue
                 if all(k in lut for k in keys):
@@ -393,8 +396,8 @@ def fit_lut(tables: str, task: str, run_id: str) -> tuple[dict[str, list[dict]],
                 "runtime = ? AND threads = ? AND block = 'overhead'",
                 [task, space, device, runtime, threads])
             if fitted:  # fitted already: a rerun changes nothing
-                summary.append({"device": device, "runtime": runtime, "threads": threads,
-                                "already_fitted": True})
+                summary.append({"task": task, "device": device, "runtime": runtime,
+                                "threads": threads, "already_fitted": True})
                 continue
             if not pairs:
                 continue
@@ -411,9 +414,9 @@ def fit_lut(tables: str, task: str, run_id: str) -> tuple[dict[str, list[dict]],
             meas = [m for m, _ in pairs]
             mape = 100 * sum(abs(p - m) / m for p, m in zip(pred, meas)) / len(meas)
             tau = kendalltau(pred, meas).statistic if len(meas) > 1 else None
-            summary.append({"device": device, "runtime": runtime, "threads": threads,
-                            "n": len(pairs), "overhead_ms": overhead, "mape_pct": mape,
-                            "kendall_tau": tau})
+            summary.append({"task": task, "device": device, "runtime": runtime,
+                            "threads": threads, "n": len(pairs), "overhead_ms": overhead,
+                            "mape_pct": mape, "kendall_tau": tau})
             predicted = {a for (a,) in store.fetchall(
                 f'SELECT arch_id FROM "{hw_view}" WHERE task = ? AND space = ? AND device = ? '
                 "AND runtime = ? AND threads = ? AND batch = 1",
@@ -508,7 +511,7 @@ def main(argv: list[str] | None = None) -> int:
             from medbench.spaces import unet3d
 
             archs = [a for a in archs if a[0] == "unet3d" and unet3d.macs(
-                unet3d.from_id(a[1]), shape[0], 3, tuple(shape[1:])) <= args.max_gmacs * 1e9]
+                unet3d.from_id(a[1]), shape[0], n_out, tuple(shape[1:])) <= args.max_gmacs * 1e9]
         if not archs:
             raise MedbenchError(f"no architecture to measure for {task}: none has results in "
                                 f"{args.tables}; use --plan or --only")
@@ -545,7 +548,8 @@ def main(argv: list[str] | None = None) -> int:
                 if here != device_row["device"]:
                     raise MedbenchError(f"job ran on {here}, this build measures "
                                         f"{device_row['device']}")
-                rows = measure_blocks(job.args["blocks"], shape, args.threads, args.repeats)
+                rows = measure_blocks(job.args["blocks"], shape, args.threads, args.repeats,
+                                      out_channels=n_out)
                 return {"latency_lut": [{**r, "space": "unet3d", "task": task,
                                          "device": device_row["device"],
                                          "runtime": "onnxruntime", "run_id": run_id}

@@ -147,8 +147,40 @@ def test_measure_classification_networks_at_the_tasks_size(tmp_path, release, ca
     assert "no input shape for medmnist/pneumoniamnist" in capsys.readouterr().err
 
 
+def test_msd_task_io_reads_channels_and_classes_from_the_tasks_row(tmp_path):
+    """A multi-modal MSD task (e.g. BrainTumour: 4 input channels, 4 classes) is measured at
+    its own channels and classes, at the unet3d builder's size unless --spatial says;
+    without its tasks row, one clear error."""
+    from builders.unet3d import SPATIAL
+    from medbench.errors import MedbenchError
+    from medbench.release import write_manifest, write_rows
+
+    root = tmp_path / "t"
+    write_rows(root, "tasks", [{"task": "msd/braintumour", "collection": "msd",
+                                "name": "braintumour", "dims": 3, "n_classes": 4,
+                                "input_shape": [4, 128, 128, 128], "metric": "dice",
+                                "label_kind": "segmentation", "run_id": "r"}], "t")
+    write_manifest(root)
+    shape, n_out, control = hardware.task_io(str(root), "msd/braintumour")
+    assert shape == [4, *SPATIAL] and n_out == 4 and control == ("unet3d", hardware.CONTROL)
+    shape, _, _ = hardware.task_io(str(root), "msd/braintumour", [16, 16, 16])
+    assert shape == [4, 16, 16, 16]
+    with pytest.raises(MedbenchError, match="no input shape for msd/prostate"):
+        hardware.task_io(str(root), "msd/prostate")
+
+
 def test_nothing_to_measure_is_one_line(tmp_path, capsys):
-    assert hardware.main(["--tables", str(tmp_path), "--work", str(tmp_path / "w")]) == 2
+    from medbench.release import write_manifest, write_rows
+
+    args = ["--tables", str(tmp_path / "t"), "--work", str(tmp_path / "w")]
+    assert hardware.main(args) == 2
+    assert "no input shape for msd/hippocampus" in capsys.readouterr().err
+    write_rows(tmp_path / "t", "tasks", [{"task": "msd/hippocampus", "collection": "msd",
+                                          "name": "hippocampus", "dims": 3, "n_classes": 3,
+                                          "input_shape": [1, 48, 64, 48], "metric": "dice",
+                                          "label_kind": "segmentation", "run_id": "r"}], "t")
+    write_manifest(tmp_path / "t")
+    assert hardware.main(args) == 2
     assert "no architecture to measure" in capsys.readouterr().err
 
 
