@@ -57,6 +57,13 @@ def nearest_task(store, task: str, candidates: list[str], method: str | None = N
         SELECT task_b, distance, method FROM task_distances WHERE {where}
         ORDER BY method DESC, distance LIMIT 1""", params)
     if row is None:
+        known = [t for (t,) in store.fetchall(
+            "SELECT DISTINCT task_b FROM task_distances WHERE task_a = ? AND task_b NOT LIKE "
+            "'pooled%' ORDER BY 1", [task])]
+        if known:  # measured, but only against sets without results (e.g. the 3D sets)
+            raise MedbenchError(f"no task with results is near {task}: it has distances only "
+                                f"to {', '.join(known)}, which have none (results: "
+                                f"{', '.join(candidates) or 'none'})")
         raise MedbenchError(f"no distance from {task} to any task with results "
                             f"({', '.join(candidates) or 'none'}); run builders.task_distances")
     return row[0], float(row[1]), row[2]

@@ -115,3 +115,18 @@ def test_leave_one_out_keeps_to_one_training_method(zoo):
     breast = rows["medmnist/breastmnist"]
     assert breast["random"] == pytest.approx((0.69 + 0.79 + 0.74 + 0.59) / 4)
     assert mixed["medmnist/breastmnist"]["random"] < breast["random"]  # what mixing would do
+
+
+def test_distances_only_to_sets_without_results_say_so(cli, zoo):
+    """A 3D set measured against another 3D set, neither with a zoo: the error names them
+    rather than asking for distances that exist."""
+    write_rows(zoo, "task_distances", [
+        {"task_a": a, "task_b": b, "method": "fid/test", "distance": 1.0, "n_samples_a": 200,
+         "n_samples_b": 200, "run_id": RUN}
+        for a, b in (("medmnist/adrenalmnist3d", "medmnist/vesselmnist3d"),
+                     ("medmnist/vesselmnist3d", "medmnist/adrenalmnist3d"),
+                     ("medmnist/adrenalmnist3d", "pooled-3d"))], "3d")
+    write_manifest(zoo)
+    bad = cli(zoo, "recommend", "--dataset", "adrenalmnist3d")
+    assert one_line_error(bad) and "no task with results is near medmnist/adrenalmnist3d: " \
+        "it has distances only to medmnist/vesselmnist3d, which have none" in bad.err, bad.err
