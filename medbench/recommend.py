@@ -59,7 +59,7 @@ def nearest_task(store, task: str, candidates: list[str], method: str | None = N
     if row is None:
         known = [t for (t,) in store.fetchall(
             "SELECT DISTINCT task_b FROM task_distances WHERE task_a = ? AND task_b NOT LIKE "
-            "'pooled%' ORDER BY 1", [task])]
+            "'pooled-%' ORDER BY 1", [task])]
         if known:  # measured, but only against sets without results (e.g. the 3D sets)
             raise MedbenchError(f"no task with results is near {task}: it has distances only "
                                 f"to {', '.join(known)}, which have none (results: "

@@ -14,6 +14,20 @@ pytest.importorskip("onnxruntime")
 from builders import hardware  # noqa: E402
 
 
+def write_task(root, task: str, input_shape: list[int], n_classes: int) -> None:
+    """A release holding one task's ``tasks`` row: what the hardware builder reads."""
+    from medbench.release import write_manifest, write_rows
+
+    collection, name = task.split("/")
+    write_rows(root, "tasks", [{"task": task, "collection": collection, "name": name,
+                                "dims": len(input_shape) - 1, "n_classes": n_classes,
+                                "input_shape": input_shape,
+                                "metric": "dice" if collection == "msd" else "acc",
+                                "label_kind": "segmentation" if collection == "msd"
+                                else "ordinal-regression", "run_id": "r"}], "t")
+    write_manifest(root)
+
+
 def test_probe_reads_the_system():
     row = hardware.probe_device(run_id="r")
     assert row["cpu_cores"] >= 1 and row["memory_gb"] > 0
@@ -104,14 +118,9 @@ def test_measure_classification_networks_at_the_tasks_size(tmp_path, release, ca
 
     import medbench
     from builders.release import release as do_release
-    from medbench.release import write_manifest, write_rows
     from medbench.spaces import mednns, mstf
 
-    write_rows(release, "tasks", [{"task": "medmnist/retinamnist", "collection": "medmnist",
-                                   "name": "retinamnist", "dims": 2, "n_classes": 5,
-                                   "input_shape": [3, 28, 28], "metric": "acc",
-                                   "label_kind": "ordinal-regression", "run_id": "r"}], "t")
-    write_manifest(release)
+    write_task(release, "medmnist/retinamnist", [3, 28, 28], 5)
     small = mednns.smallest().arch_id
     cell = mstf.sample(1, np.random.default_rng(0))[0]
     work = tmp_path / "hw"
@@ -153,14 +162,9 @@ def test_msd_task_io_reads_channels_and_classes_from_the_tasks_row(tmp_path):
     without its tasks row, one clear error."""
     from builders.unet3d import SPATIAL
     from medbench.errors import MedbenchError
-    from medbench.release import write_manifest, write_rows
 
     root = tmp_path / "t"
-    write_rows(root, "tasks", [{"task": "msd/braintumour", "collection": "msd",
-                                "name": "braintumour", "dims": 3, "n_classes": 4,
-                                "input_shape": [4, 128, 128, 128], "metric": "dice",
-                                "label_kind": "segmentation", "run_id": "r"}], "t")
-    write_manifest(root)
+    write_task(root, "msd/braintumour", [4, 128, 128, 128], 4)
     shape, n_out, control = hardware.task_io(str(root), "msd/braintumour")
     assert shape == [4, *SPATIAL] and n_out == 4 and control == ("unet3d", hardware.CONTROL)
     shape, _, _ = hardware.task_io(str(root), "msd/braintumour", [16, 16, 16])
@@ -170,16 +174,10 @@ def test_msd_task_io_reads_channels_and_classes_from_the_tasks_row(tmp_path):
 
 
 def test_nothing_to_measure_is_one_line(tmp_path, capsys):
-    from medbench.release import write_manifest, write_rows
-
     args = ["--tables", str(tmp_path / "t"), "--work", str(tmp_path / "w")]
     assert hardware.main(args) == 2
     assert "no input shape for msd/hippocampus" in capsys.readouterr().err
-    write_rows(tmp_path / "t", "tasks", [{"task": "msd/hippocampus", "collection": "msd",
-                                          "name": "hippocampus", "dims": 3, "n_classes": 3,
-                                          "input_shape": [1, 48, 64, 48], "metric": "dice",
-                                          "label_kind": "segmentation", "run_id": "r"}], "t")
-    write_manifest(tmp_path / "t")
+    write_task(tmp_path / "t", "msd/hippocampus", [1, 48, 64, 48], 3)
     assert hardware.main(args) == 2
     assert "no architecture to measure" in capsys.readouterr().err
 
