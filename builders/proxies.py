@@ -405,6 +405,22 @@ def proxy_job(job, run_id: str, *, task, batch_size: int, spatial: tuple[int, in
                       batch_size, spatial, run_id, cache, device)
 
 
+def scored_in_tables(tables: str | None, task: str, batch_size: int) -> set[tuple]:
+    """(space, arch_id, seed) whose proxies ``tables`` already holds for ``task`` at this
+    batch size: a rerun after a release (its work folder gone) skips them. A job writes every
+    proxy of an architecture and seed at once, so one row stands for the job."""
+    from pathlib import Path
+
+    if not tables or not Path(tables).is_dir():
+        return set()
+    import medbench
+
+    with medbench.open(tables) as store:
+        return set(store.fetchall(
+            f'SELECT DISTINCT space, arch_id, seed FROM "{store.view("proxies", task)}" '
+            "WHERE task = ? AND batch_size = ?", [task, batch_size]))
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m builders.proxies --task hippocampus --data-root ../shared/data/msd``:
     proxies for every architecture with results in ``--tables`` (and ``--plan`` N); for a
@@ -427,7 +443,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m builders.proxies", description=main.__doc__)
     ap.add_argument("--task", default="msd/hippocampus")
     ap.add_argument("--data-root", default=None)
-    ap.add_argument("--tables", default="tables")
+    ap.add_argument("--tables", default="tables", help="score the architectures with results "
+                    "here; skip what these released tables already score")
     ap.add_argument("--plan", type=int, default=0)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--batch-size", type=int, default=16)
@@ -459,9 +476,12 @@ def main(argv: list[str] | None = None) -> int:
                              if args.splits_dir else msd.SPLITS_DIR)
         spatial = tuple(args.spatial)
         setting = {"batch_size": args.batch_size, "spatial": list(spatial)}
+        released = scored_in_tables(args.tables, task_id, args.batch_size)
         jobs = [Job(f"{space}-{arch_id}-s{seed}".replace("|", "_"),
                     {"space": space, "arch_id": arch_id, "seed": seed, **setting})
-                for space, arch_id in archs for seed in args.seeds]
+                for space, arch_id in archs for seed in args.seeds
+                if (space, arch_id, seed) not in released]
+        n_released = len(archs) * len(args.seeds) - len(jobs)
         work = WorkDir(Path(args.work) / task_id.replace("/", "_") /
                        f"b{args.batch_size}-{'x'.join(map(str, spatial))}")
         threads = args.threads or (1 if args.workers > 1 or args.backend == "ray" else 0)
@@ -477,7 +497,7 @@ def main(argv: list[str] | None = None) -> int:
     except MedbenchError as e:
         print(f"builders.proxies: error: {e}", file=sys.stderr)
         return 2
-    print(json.dumps({**counts, "work": str(work.root)}))
+    print(json.dumps({**counts, "released": n_released, "work": str(work.root)}))
     return 0
 
 
@@ -507,10 +527,13 @@ def _sampled_main(args, task_id: str) -> int:
     # --sample later extends the build and skips the chunks already scored; a short last
     # chunk carries its length (scored again in full later; the release keeps one row per key).
     chunks = [archs[i:i + args.chunk] for i in range(0, len(archs), args.chunk)]
+    released = scored_in_tables(args.tables, task_id, args.batch_size)
     jobs = [Job(f"{args.space}-k{args.chunk}-c{c:05d}"
                 f"{'' if len(part) == args.chunk else f'-n{len(part)}'}-s{seed}",
                 {**setting, "archs": part, "seed": seed})
-            for c, part in enumerate(chunks) for seed in args.seeds]
+            for c, part in enumerate(chunks) for seed in args.seeds
+            if not all((args.space, a, seed) in released for a in part)]
+    n_released = len(chunks) * len(args.seeds) - len(jobs)
     work = WorkDir(Path(args.work) / task_id.replace("/", "_") /
                    f"{args.space}-b{args.batch_size}-sample{args.sample_seed}")
     threads = args.threads or (1 if args.workers > 1 or args.backend == "ray" else 0)
@@ -523,7 +546,8 @@ def _sampled_main(args, task_id: str) -> int:
                       describe=lambda j: f"{len(j.args['archs'])} {args.space} archs seed "
                                          f"{j.args['seed']}",
                       backend=args.backend, workers=args.workers, cpus_per_job=threads or 1)
-    print(json.dumps({**counts, "work": str(work.root), "archs": len(archs)}))
+    print(json.dumps({**counts, "released": n_released, "work": str(work.root),
+                      "archs": len(archs)}))
     return 0
 
 

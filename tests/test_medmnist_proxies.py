@@ -107,7 +107,8 @@ def test_standalone_training_rows():
 
 def test_a_larger_sample_extends_the_proxy_build(tmp_path, monkeypatch, capsys):
     """Jobs are named by their slice of the prefix-stable sample: growing --sample reruns
-    only the short last chunk and the new ones, and the release keeps one row per key."""
+    only the short last chunk and the new ones, and the release keeps one row per key. A
+    build whose work folder is gone skips what the tables already hold."""
     import json
 
     from builders import proxies
@@ -118,10 +119,10 @@ def test_a_larger_sample_extends_the_proxy_build(tmp_path, monkeypatch, capsys):
     cheap = {k: PROXIES[k] for k in ("params", "l2_norm")}  # the job layout is under test
     monkeypatch.setattr(proxies, "PROXIES", cheap)
 
-    def build(n):
+    def build(n, work="w"):
         argv = ["--task", "breastmnist", "--space", "mstf", "--sample", str(n), "--chunk",
-                "2", "--seeds", "0", "--threads", "1", "--work", str(tmp_path / "w"),
-                "--device", "cpu"]
+                "2", "--seeds", "0", "--threads", "1", "--work", str(tmp_path / work),
+                "--device", "cpu", "--tables", str(tmp_path / "tables")]
         assert proxies.main(argv) == 0
         return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
 
@@ -131,3 +132,5 @@ def test_a_larger_sample_extends_the_proxy_build(tmp_path, monkeypatch, capsys):
     assert (second["ok"], second["skipped"]) == (1, 1)  # [0, 1] kept, [2, 3] scored
     added = release(first["work"], tmp_path / "tables")
     assert added["proxies"] == 4 * len(cheap)  # arch 2 scored twice, released once
+    third = build(6, work="fresh")  # a later session: the released chunks are not rerun
+    assert (third["ran"], third["released"]) == (1, 2)  # only [4, 5]

@@ -132,7 +132,7 @@ def test_score_all_shares_passes_and_gives_the_same_scores():
     assert both["params"][1] < 0.02  # no forward pass
 
 
-def test_proxy_builder_on_a_tiny_task(tmp_path, monkeypatch):
+def test_proxy_builder_on_a_tiny_task(tmp_path, monkeypatch, capsys):
     from test_builders import make_task
 
     import medbench
@@ -163,3 +163,12 @@ def test_proxy_builder_on_a_tiny_task(tmp_path, monkeypatch):
                         "GROUP BY proxy ORDER BY proxy").fetchall()
     assert len(got) == 13 and all(n == 2 and b == 3 for _, n, _, b in got)
     assert dict((p, s) for p, _, s, _ in got)["params"] == 2
+    # a later build whose work folder is gone skips what the tables hold
+    import json
+
+    fresh = [*args[:args.index("--tables") + 1], str(tables),
+             *args[args.index("--tables") + 2:]]
+    fresh[fresh.index("--work") + 1] = str(tmp_path / "fresh")
+    assert main(fresh) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["released"] == 2
+    assert not any((tmp_path / "fresh" / "msd_hippocampus" / "b3-16x16x16" / "jobs").iterdir())
