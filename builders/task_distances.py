@@ -16,7 +16,10 @@ all of them (equal draws per set, named ``pooled-2d``/``pooled-3d``), the Fréch
 ``|mu_a - mu_b|^2 + Tr(S_a + S_b - 2 (S_a S_b)^1/2)`` is computed on up to ``--samples``
 training images per set (all of them where a set has fewer; 128 features need at least 129
 for a full-rank covariance). Rows go to ``task_distances`` in both directions, with
-``method = fid/<encoder name>``; one job per dimensionality.
+``method = fid/<encoder name>``; one job per dimensionality. The encoder's trunk goes to
+``encoders`` and each set's feature mean and covariance to ``task_features``, so
+:func:`embed` places a new data set (``medbench recommend --dataset PATH``) among the held
+ones with no held image at hand.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -32,23 +36,42 @@ import numpy as np
 from builders.jobs import Job, WorkDir, add_backend_args, device_name, run_jobs
 from medbench.errors import MedbenchError
 
-__all__ = ["frechet", "train_encoder", "distance_rows", "main", "VERSION"]
+__all__ = ["frechet", "frechet_gaussians", "gaussian", "train_encoder", "distance_rows",
+           "read_images", "embed", "Embedding", "main", "VERSION"]
 
-VERSION = "1.0"
+VERSION = "1.1"  # 1.1: also writes the encoder and each set's feature Gaussian
+ENCODER_VERSION = "1.0"  # the encoder's recipe, in the method name: 1.1 reproduces 1.0's bits
 BUILDER = "builders.task_distances"
 FEATURES = 128
 
 
-def frechet(a: np.ndarray, b: np.ndarray) -> float:
-    """Fréchet distance between Gaussians fitted to two feature sets (rows are samples)."""
+def gaussian(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance of a feature set (rows are samples)."""
+    return features.mean(0), np.cov(features, rowvar=False)
+
+
+def frechet_gaussians(mu_a, s_a, mu_b, s_b) -> float:
+    """Fréchet distance between two Gaussians given by mean and covariance. A singular
+    product (features that never fire) is fine for ``sqrtm``; where its root is not finite,
+    both covariances get 1e-6 on the diagonal, as common FID code does."""
+    import warnings
+
     from scipy import linalg
 
-    mu_a, mu_b = a.mean(0), b.mean(0)
-    s_a, s_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    root = linalg.sqrtm(s_a @ s_b)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        root = linalg.sqrtm(s_a @ s_b)
+        if not np.isfinite(root).all():
+            eye = np.eye(len(s_a)) * 1e-6
+            root = linalg.sqrtm((s_a + eye) @ (s_b + eye))
     root = root.real
     d = float(np.sum((mu_a - mu_b) ** 2) + np.trace(s_a + s_b - 2.0 * root))
     return max(d, 0.0)  # round-off can leave a tiny negative for identical sets
+
+
+def frechet(a: np.ndarray, b: np.ndarray) -> float:
+    """Fréchet distance between Gaussians fitted to two feature sets (rows are samples)."""
+    return frechet_gaussians(*gaussian(a), *gaussian(b))
 
 
 def _encoder(dims: int, heads: dict[str, int]):
@@ -130,7 +153,7 @@ def distance_rows(tasks: list, dims: int, steps: int, samples: int, run_id: str,
     n_pool = min(len(f) for f in feats.values())
     pooled = np.concatenate([f[rng.choice(len(f), n_pool, replace=False)]
                              for f in feats.values()])
-    method = f"fid/medbench-cnn{dims}d-v{VERSION}-s{steps}"
+    method = f"fid/medbench-cnn{dims}d-v{ENCODER_VERSION}-s{steps}"
     rows = []
     names = sorted(feats)
     for a in names:
@@ -143,7 +166,109 @@ def distance_rows(tasks: list, dims: int, steps: int, samples: int, run_id: str,
         rows.append({"task_a": a, "task_b": f"pooled-{dims}d", "method": method,
                      "distance": frechet(feats[a], pooled), "n_samples_a": len(feats[a]),
                      "n_samples_b": len(pooled), "run_id": run_id})
-    return {"task_distances": rows, "tasks": [t.tasks_row(run_id) for t in tasks]}
+    features = []
+    for name in names:
+        mu, cov = gaussian(feats[name])
+        features.append({"task": name, "method": method, "n_samples": len(feats[name]),
+                         "feature_mean": mu.tolist(), "feature_cov": cov.ravel().tolist(),
+                         "run_id": run_id})
+    # the trunk (features), BN statistics included; the per-set heads only served training
+    weights = [{"method": method, "tensor": k, "shape": list(v.shape),
+                "weights": v.double().ravel().tolist(), "run_id": run_id}
+               for k, v in net.trunk.state_dict().items() if v.is_floating_point()]
+    return {"task_distances": rows, "task_features": features, "encoders": weights,
+            "tasks": [t.tasks_row(run_id) for t in tasks]}
+
+
+# -- a new data set -------------------------------------------------------------------------
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+
+def read_images(path: str | Path) -> np.ndarray:
+    """A new data set's images as uint8 in MedMNIST's layout: (N, 28, 28[, 3]) for 2D,
+    (N, D, H, W) for 3D. ``path`` is a MedMNIST-style ``.npz`` (``train_images``, else
+    ``images``), a ``.npy`` array, or a folder of 2D image files (read as grayscale and
+    resized to 28 x 28, MedMNIST's size) or holding one ``.npz``/``.npy``."""
+    path = Path(path)
+    if path.is_dir():
+        arrays = sorted(p for p in path.iterdir() if p.suffix in (".npz", ".npy"))
+        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        if len(arrays) == 1 and not files:
+            return read_images(arrays[0])
+        if not files:
+            raise MedbenchError(f"{path}: no image files ({', '.join(IMAGE_SUFFIXES)}) and "
+                                "not exactly one .npz/.npy")
+        from PIL import Image
+
+        try:
+            return np.stack([np.asarray(Image.open(f).convert("L").resize(
+                (28, 28), Image.Resampling.BILINEAR)) for f in files])
+        except OSError as e:
+            raise MedbenchError(f"{path}: cannot read an image: {e}") from None
+    if path.suffix == ".npz":
+        with np.load(path) as z:
+            key = next((k for k in ("train_images", "images") if k in z.files), None)
+            if key is None:
+                raise MedbenchError(f"{path} has no train_images or images array "
+                                    f"(has: {', '.join(z.files) or 'none'})")
+            x = z[key]
+    elif path.suffix == ".npy":
+        x = np.load(path)
+    else:
+        raise MedbenchError(f"{path}: give a folder of images, a .npz or a .npy")
+    if x.dtype != np.uint8:
+        raise MedbenchError(f"{path}: images must be uint8 (0-255) as in MedMNIST, got {x.dtype}")
+    if x.ndim not in (3, 4):
+        raise MedbenchError(f"{path}: images must be (N, H, W), (N, H, W, 3) or (N, D, H, W), "
+                            f"got shape {x.shape}")
+    return x
+
+
+@dataclass
+class Embedding:
+    method: str
+    dims: int
+    n_samples: int
+    distances: dict[str, float]   # task -> Fréchet distance
+
+
+def embed(store, images: np.ndarray, samples: int = 2000, seed: int = 0) -> Embedding:
+    """Fréchet distances of a new data set (uint8 images, MedMNIST layout) to every task of
+    the newest method whose encoder the tables hold, on that method's encoder features."""
+    import torch
+
+    dims = 3 if images.ndim == 4 and images.shape[-1] != 3 else 2
+    if len(images) < FEATURES + 1:
+        raise MedbenchError(f"{len(images)} images: a full-rank covariance of {FEATURES} "
+                            f"features needs at least {FEATURES + 1}")
+    store.views("encoders", "task_features")
+    row = store.fetchone("SELECT max(method) FROM encoders WHERE method LIKE ?",
+                         [f"fid/medbench-cnn{dims}d-%"])
+    if row is None or row[0] is None:
+        raise MedbenchError(f"the tables hold no encoder for {dims}D data; run "
+                            f"builders.task_distances --dims {dims}")
+    method = row[0]
+    net = _encoder(dims, {})
+    state = net.trunk.state_dict()
+    for name, shape, weights in store.fetchall(
+            "SELECT tensor, shape, weights FROM encoders WHERE method = ?", [method]):
+        state[name] = torch.tensor(weights, dtype=state[name].dtype).reshape(shape)
+    net.trunk.load_state_dict(state)
+    net.eval()
+    x = images.astype(np.float32) / 255.0
+    x = np.moveaxis(x, -1, 1) if dims == 2 and x.ndim == 4 else x[:, None]  # (N, C, ...)
+    x = (x - 0.5) / 0.5
+    x = x.mean(axis=1, keepdims=True) if x.shape[1] > 1 else x
+    pick = np.random.default_rng(seed).choice(len(x), min(samples, len(x)), replace=False)
+    mu, cov = gaussian(_features(net, np.ascontiguousarray(x[pick])))
+    distances = {}
+    for task, m, c in store.fetchall(
+            "SELECT task, feature_mean, feature_cov FROM task_features WHERE method = ? "
+            "ORDER BY task", [method]):
+        m = np.asarray(m)
+        distances[task] = frechet_gaussians(mu, cov, m, np.asarray(c).reshape(len(m), len(m)))
+    return Embedding(method, dims, len(pick), distances)
 
 
 def _job(job: Job, run_id: str, *, data_root, steps: int, samples: int):

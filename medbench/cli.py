@@ -265,30 +265,56 @@ def export(
 
 @app.command("recommend")
 def recommend_cmd(
-    dataset: Annotated[str, typer.Option(help="A task id or alias with distances in the tables, "
-                                         "e.g. breastmnist.")],
+    dataset: Annotated[str, typer.Option(help="A task id or alias with distances in the tables "
+                                         "(e.g. breastmnist), or a new data set: a folder of "
+                                         "images or a MedMNIST-style .npz (needs torch).")],
     space: Annotated[str, typer.Option(help="Search space of the zoo.")] = "mednns",
     max_params: Annotated[Optional[str], typer.Option(help="Parameter limit, e.g. 1M.")
                           ] = None,
+    max_latency: Annotated[Optional[str], typer.Option(
+        help="Latency limit with unit (batch 1): 2ms, 250us (bare number: ms).")] = None,
+    device: Annotated[Optional[str], typer.Option(
+        help="Device of the latency (default: the one with most measurements).")] = None,
+    runtime: Annotated[str, typer.Option(help="Runtime of the latency.")] = "onnxruntime",
+    threads: Annotated[int, typer.Option(help="Threads of the latency (0 = all).")] = 1,
     limit: Annotated[int, typer.Option(help="Architectures to list.")] = 5,
     method: Annotated[Optional[str], typer.Option(
         help="Only results of this training method (supernet or standalone).")] = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Architectures for a data set from the zoo of its nearest data set (MedNNS's rule)."""
+    from pathlib import Path
+
     from medbench.recommend import recommend
-    from medbench.units import parse_count
+    from medbench.units import parse_count, parse_latency_ms
 
     if limit < 1:
         raise MedbenchError(f"--limit must be at least 1, got {limit}")
-    if "/" in dataset and not dataset.count("/") == 1 or dataset.startswith((".", "~")):
-        raise MedbenchError("recommend takes a task with distances in the tables; embedding "
-                            "a data set folder is not available yet")
+    limits = {"max_params": parse_count(max_params) if max_params else None,
+              "max_latency_ms": parse_latency_ms(max_latency) if max_latency else None,
+              "device": device, "runtime": runtime, "threads": threads}
+    embedding = None
     with _open() as store:
+        if Path(dataset).exists():
+            try:
+                from builders.task_distances import embed, read_images
+            except ImportError as e:
+                raise MedbenchError(f"embedding a new data set needs torch ({e}): "
+                                    "pip install 'medbench[build]'") from None
+            embedding = embed(store, read_images(dataset))
+            near = sorted(embedding.distances.items(), key=lambda kv: kv[1])
+            _note(f"{dataset}: {embedding.n_samples} images embedded ({embedding.dims}D, "
+                  f"{embedding.method}); distances: "
+                  + ", ".join(f"{t.split('/')[-1]} {d:.1f}" for t, d in near))
+        elif "/" in dataset and dataset.count("/") != 1 or dataset.startswith((".", "~")):
+            raise MedbenchError(f"{dataset}: no such file or folder, and not a task id")
         rec = recommend(store, dataset, space, limit=limit, result_method=method,
-                        max_params=parse_count(max_params) if max_params else None)
+                        embedding=embedding, **limits)
+        if not rec.rows:
+            _note(f"no {space} architecture with results on {rec.source} meets the limits")
+        where = f"; latency on {rec.device}" if rec.device else ""
         _note(f"nearest data set to {rec.task}: {rec.source} ({rec.method}, distance "
-              f"{rec.distance:.3f}); expected = its mean val {rec.metric}")
+              f"{rec.distance:.3f}); expected = its mean val {rec.metric}{where}")
         emit(rec.relation, fmt, title=f"recommended for {rec.task}")
 
 

@@ -39,7 +39,7 @@ def generate(store) -> str:
                count(*) FILTER (WHERE status = 'failed'), sum(seconds) / 3600,
                string_agg(DISTINCT device, '; ' ORDER BY device),
                min(started_at)::DATE, max(finished_at)::DATE
-        FROM runs GROUP BY ALL ORDER BY builder""")
+        FROM runs GROUP BY ALL ORDER BY builder, builder_version""")
     out += ["", "### Compute spent (from `runs`)", ""]
     if not runs:
         out.append("No builder has run yet.")

@@ -1,6 +1,8 @@
 """Recommend architectures for a data set from the model zoo (MedNNS's use of the tables).
 
-    medbench recommend --dataset breastmnist [--space mednns] [--max-params 1M] [--limit 5]
+    medbench recommend --dataset breastmnist [--space mednns] [--max-params 1M]
+                       [--max-latency 2ms] [--limit 5]
+    medbench recommend --dataset path/to/images/   (a folder of images or a .npz; torch)
 
 Nearest-dataset rule: among the other tasks with results in the space, take the one nearest
 to the data set in ``task_distances`` (Fréchet distance of encoder features), and rank its
@@ -11,8 +13,9 @@ architecture, they are shown beside (that is what the leave-one-out evaluation u
 :func:`leave_one_out` judges the rule purely from the tables: for every task with results,
 recommend from the others and compare the recommended architecture's own test metric on
 that task with a random architecture's (the mean), the largest one's (most parameters) and
-the best one's. A new data set given as a folder would need an encoder pass (torch); only
-known tasks are served now.
+the best one's. A data set the tables do not hold (a folder or ``.npz``) is placed by an
+encoder pass (``builders.task_distances.embed``, torch): its Fréchet distances to the held
+sets' feature Gaussians on the shipped encoder.
 """
 
 from __future__ import annotations
@@ -33,8 +36,10 @@ class Recommendation:
     distance: float
     method: str           # distance method
     metric: str
-    rows: list[dict]      # arch_id, expected (source's val metric), params, own val/test
+    rows: list[dict]      # arch_id, expected (source's val metric), params, latency_ms,
+                          # own val/test
     relation: object = None  # the same rows as a DuckDB relation (for output)
+    device: str | None = None  # where the latency limit was taken
 
 
 def _metric(store, task: str) -> str:
@@ -79,23 +84,62 @@ def _zoo(store, space: str, method: str | None) -> list[str]:
 
 def recommend(store, task: str, space: str, *, limit: int = 5,
               max_params: float | None = None, result_method: str | None = None,
-              distance_method: str | None = None, exclude_self: bool = True
+              distance_method: str | None = None, exclude_self: bool = True,
+              embedding=None, max_latency_ms: float | None = None,
+              device: str | None = None, runtime: str = "onnxruntime", threads: int = 1
               ) -> Recommendation:
-    """The nearest-dataset recommendation for ``task`` (see the module docstring)."""
-    task = store.resolve_task(task)
+    """The nearest-dataset recommendation for ``task`` (see the module docstring).
+
+    ``embedding`` (a ``builders.task_distances.Embedding``: method and distances to the
+    held tasks) stands for a data set the tables do not hold; ``task`` then only labels it.
+    ``max_latency_ms`` keeps architectures measured at batch 1 within it on ``device`` (the
+    one with most measurements when not given) with ``runtime`` and ``threads``: on the
+    data set's own input where the tables hold it, else on the nearest set's.
+    """
     space = store.resolve_space(space)
+    if embedding is None:
+        task = store.resolve_task(task)
     zoo = [t for t in _zoo(store, space, result_method) if not (exclude_self and t == task)]
     if not zoo:
         raise MedbenchError(f"no other task has {space} results to recommend from")
-    source, distance, method = nearest_task(store, task, zoo, distance_method)
+    if embedding is None:
+        source, distance, method = nearest_task(store, task, zoo, distance_method)
+    else:
+        near = {t: d for t, d in embedding.distances.items() if t in zoo}
+        if not near:
+            raise MedbenchError(f"{embedding.method} has features of "
+                                f"{', '.join(sorted(embedding.distances)) or 'no task'}, none "
+                                f"with {space} results ({', '.join(zoo)})")
+        source = min(near, key=lambda t: (near[t], t))
+        distance, method = near[source], embedding.method
     metric = _metric(store, source)
-    own_metric = _metric(store, task)
-    store.views("costs")
+    own_metric = metric if embedding is not None else _metric(store, task)
+    store.views("costs", "hardware")
     cond = " AND e.method = ?" if result_method else ""
-    lim = " AND c.params <= ?" if max_params is not None else ""
+    lim = " AND params <= ?" if max_params is not None else ""
+    latency, lat_args = "NULL::DOUBLE AS latency_ms", []
+    if max_latency_ms is not None:
+        if device is None:
+            row = store.fetchone(
+                "SELECT device FROM hardware WHERE space = ? AND task IN (?, ?) AND runtime = ? "
+                "AND threads = ? AND batch = 1 GROUP BY device ORDER BY count(*) DESC, device "
+                "LIMIT 1", [space, task, source, runtime, threads])
+            if row is None:
+                raise MedbenchError(f"no {space} latency measured for {task} or {source} with "
+                                    f"{runtime}, {threads} thread(s), batch 1")
+            device = row[0]
+        else:
+            device = store.resolve_device(device)
+        # the data set's own measurement where there is one, else the nearest set's
+        latency = ("(SELECT arg_min(h.latency_ms, h.task <> ?) FROM hardware h WHERE h.space = ? "
+                   "AND h.arch_id = s.arch_id AND h.task IN (?, ?) AND h.device = ? AND "
+                   "h.runtime = ? AND h.threads = ? AND h.batch = 1) AS latency_ms")
+        lat_args = [task, space, task, source, device, runtime, threads]
+        lim += " AND latency_ms <= ?"
     params: list = [space, source, *([result_method] if result_method else []),
-                    space, task, space, *([max_params] if max_params is not None else []),
-                    limit]
+                    space, task, space, *lat_args,
+                    *([max_params] if max_params is not None else []),
+                    *([max_latency_ms] if max_latency_ms is not None else []), limit]
     relation = store.relation(f"""
         WITH src AS (
             SELECT e.arch_id, avg(e.val_{metric}) AS expected
@@ -104,15 +148,17 @@ def recommend(store, task: str, space: str, *, limit: int = 5,
             SELECT arch_id, avg(val_{own_metric}) AS own_val, avg(test_{own_metric}) AS own_test
             FROM evaluations WHERE space = ? AND task = ? GROUP BY arch_id),
         cost AS (SELECT arch_id, max(params) AS params FROM costs WHERE space = ?
-                 GROUP BY arch_id)
-        SELECT s.arch_id, s.expected, c.params, o.own_val, o.own_test
-        FROM src s LEFT JOIN cost c USING (arch_id) LEFT JOIN own o USING (arch_id)
-        WHERE s.expected IS NOT NULL{lim}
-        ORDER BY s.expected DESC, s.arch_id LIMIT ?""", params)
+                 GROUP BY arch_id),
+        ranked AS (
+            SELECT s.arch_id, s.expected, c.params, {latency}, o.own_val, o.own_test
+            FROM src s LEFT JOIN cost c USING (arch_id) LEFT JOIN own o USING (arch_id)
+            WHERE s.expected IS NOT NULL)
+        SELECT * FROM ranked WHERE true{lim}
+        ORDER BY expected DESC, arch_id LIMIT ?""", params)
     rows = relation.fetchall()
-    cols = ("arch_id", "expected", "params", "own_val", "own_test")
+    cols = ("arch_id", "expected", "params", "latency_ms", "own_val", "own_test")
     return Recommendation(task, source, distance, method, metric,
-                          [dict(zip(cols, r)) for r in rows], relation)
+                          [dict(zip(cols, r)) for r in rows], relation, device)
 
 
 def leave_one_out(store, space: str, result_method: str | None = None) -> list[dict]:

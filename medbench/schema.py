@@ -34,7 +34,7 @@ __all__ = [
 
 #: Version of the table contract. Bump the minor part for added nullable columns or tables,
 #: the major part for anything that changes the meaning or type of a released column.
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 
 
 @dataclass(frozen=True)
@@ -389,6 +389,39 @@ _register(Table(
         _RUN_ID,
     ),
     references=(Reference(("task_a",), "tasks", ("task",)), _RUN_REF),
+))
+
+_register(Table(
+    name="task_features",
+    description="Gaussian fitted to one task's encoder features, as its task_distances used "
+                "them (so a new data set's distance to it needs only its own features)",
+    key=("task", "method"),
+    columns=(
+        _TASK,
+        Column("method", "VARCHAR", "the task_distances method (names the encoder)",
+               nullable=False),
+        Column("n_samples", "INTEGER", "images the features came from", min=1),
+        Column("feature_mean", "DOUBLE[]", "mean of the features"),
+        Column("feature_cov", "DOUBLE[]", "covariance of the features, row-major (n x n)"),
+        _RUN_ID,
+    ),
+    references=(_TASK_REF, _RUN_REF),
+))
+
+_register(Table(
+    name="encoders",
+    description="one tensor of the trained feature encoder a task_distances method names",
+    key=("method", "tensor"),
+    columns=(
+        Column("method", "VARCHAR", "the task_distances method whose features it gives",
+               nullable=False),
+        Column("tensor", "VARCHAR", "the tensor's name in the encoder's PyTorch state_dict",
+               nullable=False),
+        Column("shape", "INTEGER[]", "the tensor's shape", min=0),
+        Column("weights", "DOUBLE[]", "the tensor's values, row-major (float32, exact)"),
+        _RUN_ID,
+    ),
+    references=(_RUN_REF,),
 ))
 
 _register(Table(

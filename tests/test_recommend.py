@@ -43,6 +43,15 @@ def zoo(tmp_path):
                           "run_id": RUN})
     write_rows(root, "evaluations", evals, "zoo")
     write_rows(root, "costs", costs, "zoo")
+    write_rows(root, "devices", [{"device": "cpu-x", "kind": "cpu", "run_id": RUN}], "zoo")
+    # latency of every architecture on pneumonia; only a and b measured on breast
+    write_rows(root, "hardware", [
+        {"space": "mednns", "arch_id": a, "task": t, "device": "cpu-x", "runtime": "onnxruntime",
+         "threads": 1, "batch": 1, "latency_ms": ms, "latency_method": "measured",
+         "run_id": RUN}
+        for t, lat in (("medmnist/pneumoniamnist", {"a": 1.0, "b": 4.0, "c": 2.5, "d": 3.0}),
+                       ("medmnist/breastmnist", {"a": 1.5, "b": 1.9}))
+        for a, ms in lat.items()], "zoo")
     dist = []
     for (x, y), d in DIST.items():
         for a, b in ((x, y), (y, x)):
@@ -85,7 +94,7 @@ def test_command(cli, zoo):
     assert r.out.splitlines()[0].startswith("arch_id,expected,params")
     assert r.out.splitlines()[1].startswith("c,0.95")
     assert "nearest data set to medmnist/breastmnist: medmnist/pneumoniamnist" in r.err
-    for args, message in ((("--dataset", "./my_images"), "not available yet"),
+    for args, message in ((("--dataset", "./my_images"), "no such file or folder"),
                           (("--dataset", "breastmnist", "--limit", "0"), "--limit"),
                           (("--dataset", "bloodmnist"), "no distance")):
         bad = cli(zoo, "recommend", *args)
@@ -130,3 +139,28 @@ def test_distances_only_to_sets_without_results_say_so(cli, zoo):
     bad = cli(zoo, "recommend", "--dataset", "adrenalmnist3d")
     assert one_line_error(bad) and "no task with results is near medmnist/adrenalmnist3d: " \
         "it has distances only to medmnist/vesselmnist3d, which have none" in bad.err, bad.err
+
+
+def test_latency_limit_uses_the_data_sets_own_measurement_first(zoo):
+    with medbench.open(zoo) as store:
+        rec = recommend(store, "breastmnist", "mednns", max_latency_ms=2.0)
+        # c and d (2.5, 3 ms on pneumonia's input) are out; b is 4 ms there, 1.9 on breast
+        assert [(r["arch_id"], r["latency_ms"]) for r in rec.rows] == [("a", 1.5), ("b", 1.9)]
+        assert rec.device == "cpu-x"
+        with pytest.raises(medbench.MedbenchError, match="no mednns latency measured"):
+            recommend(store, "breastmnist", "mednns", max_latency_ms=2.0, threads=4)
+        assert recommend(store, "breastmnist", "mednns").rows[0]["latency_ms"] is None
+
+
+def test_an_embedded_data_set_takes_its_nearest_held_set(zoo):
+    from types import SimpleNamespace
+
+    new = SimpleNamespace(method="fid/test", distances={"medmnist/retinamnist": 1.0,
+                                                        "medmnist/breastmnist": 4.0})
+    with medbench.open(zoo) as store:
+        rec = recommend(store, "my_images/", "mednns", embedding=new, limit=1)
+        assert (rec.task, rec.source, rec.distance) == ("my_images/", "medmnist/retinamnist", 1.0)
+        assert rec.rows[0]["arch_id"] == "b" and rec.rows[0]["own_val"] is None
+        far = SimpleNamespace(method="fid/test", distances={"medmnist/bloodmnist": 1.0})
+        with pytest.raises(medbench.MedbenchError, match="none with mednns results"):
+            recommend(store, "my_images/", "mednns", embedding=far)

@@ -34,7 +34,7 @@ def sample_row(table):
 def test_every_table_is_well_formed():
     assert set(TABLES) == {"tasks", "spaces", "architectures", "evaluations", "curves", "costs",
                            "hardware", "latency_lut", "devices", "proxies", "task_distances",
-                           "runs"}
+                           "task_features", "encoders", "runs"}
     for t in TABLES.values():
         names = t.column_names
         assert len(names) == len(set(names)), t.name
