@@ -215,7 +215,8 @@ def simulate(
                            objective=objective)
     runs = compare(table, names, workers=workers, budget_seconds=seconds, repeats=repeats,
                    seed=seed, seed_mode=seed_mode)
-    folder = write_report(table, runs, out, workers=workers, budget_seconds=seconds)
+    folder = write_report(table, runs, out, workers=workers, budget_seconds=seconds,
+                          algorithms=names)
     print((folder / "summary.md").read_text(), end="")
     _note(f"report written to {folder}/")
 

@@ -162,8 +162,15 @@ def test_arrays_from_the_tables(release):
     assert t.latency_ms[b] == pytest.approx(3.5) and t.params[b] == 200_000
     assert t.configs[b] == {"name": "b-mid"}
     with medbench.open(release) as store:
-        with pytest.raises(medbench.MedbenchError, match="curves"):
-            from_store(store, task="hippocampus", space="unet3d", method="supernet")
+        # no curves (a supernet zoo): one fidelity, costing the job's seconds per row it made
+        z = from_store(store, task="hippocampus", space="unet3d", method="supernet")
+        store.views("evaluations")
+        n_rows = store.fetchone("SELECT count(*) FROM evaluations WHERE run_id = ?", [RUN])[0]
+        with pytest.raises(medbench.MedbenchError, match="no results for mednns"):
+            from_store(store, task="hippocampus", space="mednns")
+    assert z.arch_ids == ["b-mid"] and z.val.shape == (1, 1, 1) and z.max_epochs == 1
+    assert z.val[0, 0, 0] == pytest.approx(0.75) and z.test[0, 0] == pytest.approx(0.74)
+    assert z.elapsed[0, 0, 0] == pytest.approx(1.0 / n_rows)  # the run took 1 s
 
 
 def with_curves(release):
@@ -214,7 +221,7 @@ def test_regret_is_zero_once_the_best_is_found():
     (("--algorithms", "rs,bohb"), "unknown algorithm 'bohb'"),
     (("--budget", "3 fortnights"), "cannot read the budget"),
     (("--workers", "0"), "--workers must be at least 1"),
-    (("--method", "supernet"), "no learning curves"),
+    (("--space", "mednns"), "no results for mednns"),
 ])
 def test_simulate_bad_input_is_one_line(cli, release, tmp_path, args, message):
     from conftest import one_line_error
@@ -462,3 +469,26 @@ def test_simulate_on_metric_and_energy(cli, release, tmp_path):
     bad = cli(release, "simulate", "--task", "hippocampus", "--objective", "power",
               "--out", str(tmp_path / "x"))
     assert one_line_error(bad) and "latency, energy" in bad.err
+
+
+def test_nested_configs_compare_choice_by_choice():
+    from medbench.simulate.searchers import config_features
+
+    f = config_features([{"w": [1, 2], "e": [[0.25, 0.2], [0.35]], "s": {"d": [0, 1]}},
+                         {"w": [1, 2], "e": [[0.25, 0.35], [0.35]], "s": {"d": [0, 1]}},
+                         {"w": [1, 3], "e": [[0.25, 0.2], [0.35]], "s": {"d": [1, 1]}}])
+    assert f.shape == (3, 7)
+    assert np.sum(f[0] != f[1]) == 1 and np.sum(f[0] != f[2]) == 2  # 0.2 vs 0.35 differ
+
+
+def test_a_searcher_that_evaluates_nothing_is_named(tmp_path):
+    from medbench.simulate.report import compare, write_report
+
+    t = with_proxies(toy(n=40), seconds=100.0)  # re-warm pays 40 x 100 s before training
+    runs = compare(t, ["rs", "re-warm"], workers=1, budget_seconds=1000, repeats=2)
+    summary = write_report(t, runs, tmp_path, workers=1, budget_seconds=1000,
+                           algorithms=["rs", "re-warm"]) / "summary.md"
+    text = summary.read_text()
+    assert "| rs |" in text and "| re-warm |" not in text
+    assert "No evaluation finished within the budget: re-warm" in text
+    assert "budget 1000 s simulated" in text

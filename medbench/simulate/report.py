@@ -167,9 +167,19 @@ def _final(curves: np.ndarray) -> np.ndarray:
     return curves[:, -1]
 
 
+def _duration(seconds: float) -> str:
+    """``24 h``, ``90 min``, ``45 s``: a budget as it was likely given."""
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size and (seconds / size) == round(seconds / size, 2):
+            return f"{seconds / size:g} {unit}"
+    return f"{seconds:g} s"
+
+
 def write_report(table: Tabular, runs: dict[str, np.ndarray], out: str | Path, *,
-                 workers: int, budget_seconds: float) -> Path:
-    """Write trajectories.parquet, regret.png/.svg and summary.md under ``out``."""
+                 workers: int, budget_seconds: float,
+                 algorithms: list[str] | None = None) -> Path:
+    """Write trajectories.parquet, regret.png/.svg and summary.md under ``out``.
+    ``algorithms`` (those compared) lets the summary name any that evaluated nothing."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -193,8 +203,10 @@ def write_report(table: Tabular, runs: dict[str, np.ndarray], out: str | Path, *
     names = list(curves)
     finals = np.array([_final(curves[n]) for n in names])  # (algorithms, repeats)
     lines = [f"# Search comparison: {table.space} on {table.task}", "",
-             f"{len(table.arch_ids)} architectures with curves, {table.max_epochs} epochs; "
-             f"{workers} workers; budget {budget_seconds / 3600:g} h simulated; "
+             (f"{len(table.arch_ids)} architectures with curves, {table.max_epochs} epochs; "
+              if table.max_epochs > 1 else f"{len(table.arch_ids)} architectures, one "
+              "fidelity (final results, costing what obtaining each took); ") +
+             f"{workers} workers; budget {_duration(budget_seconds)} simulated; "
              f"{finals.shape[1]} repeats per algorithm; metric {table.metric} "
              "(searchers see validation, regret uses test).", "",
              "| algorithm | final regret mean | std | mean rank | evaluations per run |",
@@ -205,6 +217,10 @@ def write_report(table: Tabular, runs: dict[str, np.ndarray], out: str | Path, *
         evals = np.sum(runs["algorithm"] == name) / finals.shape[1]
         lines.append(f"| {name} | {np.nanmean(finals[i]):.4f} | {np.nanstd(finals[i]):.4f} | "
                      f"{ranks[i].mean():.2f} | {evals:.1f} |")
+    idle = [a for a in (algorithms or []) if a not in names]
+    if idle:
+        lines += ["", f"No evaluation finished within the budget: {', '.join(idle)} (a "
+                  "proxy-driven searcher is charged its proxies' scoring time first)."]
     lines.append("")
     if len(names) >= 3 and finals.shape[1] >= 2 and np.allclose(finals, finals[0]):
         lines.append("Friedman test: every algorithm reached the same final regret.")

@@ -49,17 +49,20 @@ class RandomSearch:
         pass
 
 
+def _choices(value) -> list[int]:
+    """A configuration value as a flat list of integers (nested dicts and lists flattened,
+    keys in sorted order; strings and fractions as hashes, compared only for equality)."""
+    if isinstance(value, dict):
+        return [x for key in sorted(value) for x in _choices(value[key])]
+    if isinstance(value, list):
+        return [x for v in value for x in _choices(v)]
+    return [int(value) if isinstance(value, (bool, int)) else hash(value)]
+
+
 def config_features(configs: list[dict]) -> np.ndarray:
     """Configurations as an integer matrix (one column per choice, lists flattened and padded),
     for distances between architectures."""
-    rows = []
-    for c in configs:
-        row = []
-        for key in sorted(c):
-            v = c[key]
-            row += [hash(x) if isinstance(x, str) else x for x in v] if isinstance(v, list) \
-                else [hash(v) if isinstance(v, str) else v]
-        rows.append(row)
+    rows = [_choices(c) for c in configs]
     width = max((len(r) for r in rows), default=0)
     out = np.full((len(rows), width), -1, dtype=np.int64)
     for i, r in enumerate(rows):

@@ -4,7 +4,8 @@ The long tables are the truth; these arrays are a cache built from them once, so
 simulated evaluation is an array lookup. Axis order (as in Syne Tune's ``BlackboxTabular``):
 
 * ``val[arch, seed, epoch]``: validation metric after ``epoch + 1`` epochs (NaN if missing);
-* ``elapsed[arch, seed, epoch]``: training seconds up to the end of that epoch;
+* ``elapsed[arch, seed, epoch]``: training seconds up to the end of that epoch (results
+  without curves, e.g. a supernet zoo: one "epoch", the seconds its evaluation took);
 * ``test[arch, seed]``: the final test metric, for reporting incumbents only;
 * ``latency_ms[arch]``, ``energy_mj[arch]``, ``params[arch]``: costs (NaN if not measured);
 * ``proxies[name][arch]``, ``proxy_seconds[name][arch]``: zero-cost proxy scores and their
@@ -93,8 +94,12 @@ def from_store(store, *, task: str, space: str, method: str = "standalone",
                threads: int = 1, objective: str = "latency") -> Tabular:
     """Build the arrays of (space, task, method) from an open :class:`~medbench.store.Store`.
 
+    Results without learning curves (a supernet zoo) give one fidelity: the final
+    validation metric, costing the row's ``train_seconds`` or, where it has none, the seconds
+    of the job that evaluated it divided by the rows that job made (a zoo lookup's cost).
+
     Raises:
-        MedbenchError: if the task has no learning curves for this space and method.
+        MedbenchError: if the task has no results for this space and method.
     """
     from medbench.query import _metric  # the task's primary metric, one rule for all
 
@@ -107,23 +112,38 @@ def from_store(store, *, task: str, space: str, method: str = "standalone",
         f'"{store.view("architectures")}" a USING (space, arch_id) '
         "WHERE c.task = ? AND c.space = ? AND c.method = ? ORDER BY c.arch_id",
         [task, space, method])
-    if not archs:
-        raise MedbenchError(f"no learning curves for {space} on {task} ({method}); "
-                            "the simulator needs curves")
+    col = f"val_{metric}"
+    if archs:
+        source, where = curves, "task = ? AND space = ? AND method = ?"
+        points = store.fetchall(
+            f'SELECT arch_id, seed, epoch, "{col}", elapsed_seconds FROM "{curves}" '
+            f"WHERE {where}", [task, space, method])
+    else:
+        # No curves (a supernet zoo): one fidelity, the final validation metric, costing the
+        # row's training seconds or else its evaluation job's seconds per row it made.
+        source, where = evals, "task = ? AND space = ? AND method = ?"
+        archs = store.fetchall(
+            f'SELECT DISTINCT e.arch_id, a.config FROM "{evals}" e LEFT JOIN '
+            f'"{store.view("architectures")}" a USING (space, arch_id) '
+            "WHERE e.task = ? AND e.space = ? AND e.method = ? ORDER BY e.arch_id",
+            [task, space, method])
+        if not archs:
+            raise MedbenchError(f"no results for {space} on {task} ({method}) to simulate")
+        store.views("runs")
+        points = store.fetchall(
+            f'SELECT e.arch_id, e.seed, 1, e."{col}", coalesce(e.train_seconds, r.seconds / n.n) '
+            f'FROM "{evals}" e LEFT JOIN runs r USING (run_id) LEFT JOIN (SELECT run_id, '
+            f'count(*) AS n FROM "{evals}" GROUP BY run_id) n USING (run_id) '
+            "WHERE e.task = ? AND e.space = ? AND e.method = ?", [task, space, method])
     arch_ids = [a[0] for a in archs]
     index = {a: i for i, a in enumerate(arch_ids)}
     seeds = sorted({r[0] for r in store.fetchall(
-        f'SELECT DISTINCT seed FROM "{curves}" WHERE task = ? AND space = ? AND method = ?',
-        [task, space, method])})
+        f'SELECT DISTINCT seed FROM "{source}" WHERE {where}', [task, space, method])})
     seed_index = {s: i for i, s in enumerate(seeds)}
-    n_epochs = store.fetchone(f'SELECT max(epoch) FROM "{curves}" WHERE task = ? AND '
-                              "space = ? AND method = ?", [task, space, method])[0]
+    n_epochs = max(p[2] for p in points)
     shape = (len(arch_ids), len(seeds), n_epochs)
     val, elapsed = np.full(shape, np.nan), np.full(shape, np.nan)
-    col = f"val_{metric}"
-    for arch, seed, epoch, v, t in store.fetchall(
-            f'SELECT arch_id, seed, epoch, "{col}", elapsed_seconds FROM "{curves}" '
-            "WHERE task = ? AND space = ? AND method = ?", [task, space, method]):
+    for arch, seed, epoch, v, t in points:
         i, s = index[arch], seed_index[seed]
         val[i, s, epoch - 1] = np.nan if v is None else v
         elapsed[i, s, epoch - 1] = np.nan if t is None else t
