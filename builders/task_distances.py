@@ -185,11 +185,12 @@ def distance_rows(tasks: list, dims: int, steps: int, samples: int, run_id: str,
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
-def read_images(path: str | Path) -> np.ndarray:
+def read_images(path: str | Path, max_files: int = 2000, seed: int = 0) -> np.ndarray:
     """A new data set's images as uint8 in MedMNIST's layout: (N, 28, 28[, 3]) for 2D,
     (N, D, H, W) for 3D. ``path`` is a MedMNIST-style ``.npz`` (``train_images``, else
     ``images``), a ``.npy`` array, or a folder of 2D image files (read as grayscale and
-    resized to 28 x 28, MedMNIST's size) or holding one ``.npz``/``.npy``."""
+    resized to 28 x 28, MedMNIST's size; a seeded draw of ``max_files`` where it holds more)
+    or holding one ``.npz``/``.npy``."""
     path = Path(path)
     if path.is_dir():
         arrays = sorted(p for p in path.iterdir() if p.suffix in (".npz", ".npy"))
@@ -199,6 +200,9 @@ def read_images(path: str | Path) -> np.ndarray:
         if not files:
             raise MedbenchError(f"{path}: no image files ({', '.join(IMAGE_SUFFIXES)}) and "
                                 "not exactly one .npz/.npy")
+        if len(files) > max_files:
+            pick = np.random.default_rng(seed).choice(len(files), max_files, replace=False)
+            files = [files[i] for i in sorted(pick)]
         from PIL import Image
 
         try:

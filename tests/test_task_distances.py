@@ -129,6 +129,7 @@ def test_images_are_read_from_a_folder_npz_or_npy(tmp_path):
         Image.fromarray(np.full((40, 50, 3), 60 * i, np.uint8)).save(folder / "sub" / f"{i}.png")
     x = read_images(folder)
     assert x.shape == (3, 28, 28) and x.dtype == np.uint8 and x[2].mean() == pytest.approx(120)
+    assert len(read_images(folder, max_files=2)) == 2  # a large folder: a seeded draw
     np.save(tmp_path / "a.npy", np.zeros((4, 28, 28, 28), np.uint8))
     assert read_images(tmp_path / "a.npy").shape == (4, 28, 28, 28)
     only = tmp_path / "only"
