@@ -294,9 +294,17 @@ def recommend_cmd(
     limits = {"max_params": parse_count(max_params) if max_params else None,
               "max_latency_ms": parse_latency_ms(max_latency) if max_latency else None,
               "device": device, "runtime": runtime, "threads": threads}
+    from medbench.errors import UnknownNameError
+
     embedding = None
     with _open() as store:
-        if Path(dataset).exists():
+        try:  # a task id or alias first; a file or folder otherwise (./name for a folder
+            store.resolve_task(dataset)  # that shares a task's name)
+            is_task = True
+        except UnknownNameError:
+            is_task = False
+        if not is_task and Path(dataset).expanduser().exists():
+            dataset = str(Path(dataset).expanduser())
             try:
                 from builders.task_distances import embed, read_images
             except ImportError as e:
@@ -307,8 +315,8 @@ def recommend_cmd(
             _note(f"{dataset}: {embedding.n_samples} images embedded ({embedding.dims}D, "
                   f"{embedding.method}); distances: "
                   + ", ".join(f"{t.split('/')[-1]} {d:.1f}" for t, d in near))
-        elif "/" in dataset and dataset.count("/") != 1 or dataset.startswith((".", "~")):
-            raise MedbenchError(f"{dataset}: no such file or folder, and not a task id")
+        elif not is_task:
+            raise MedbenchError(f"{dataset}: not a known task and no such file or folder")
         rec = recommend(store, dataset, space, limit=limit, result_method=method,
                         embedding=embedding, **limits)
         if not rec.rows:

@@ -94,7 +94,7 @@ def test_command(cli, zoo):
     assert r.out.splitlines()[0].startswith("arch_id,expected,params")
     assert r.out.splitlines()[1].startswith("c,0.95")
     assert "nearest data set to medmnist/breastmnist: medmnist/pneumoniamnist" in r.err
-    for args, message in ((("--dataset", "./my_images"), "no such file or folder"),
+    for args, message in ((("--dataset", "./my_images"), "not a known task and no such file"),
                           (("--dataset", "breastmnist", "--limit", "0"), "--limit"),
                           (("--dataset", "bloodmnist"), "no distance")):
         bad = cli(zoo, "recommend", *args)

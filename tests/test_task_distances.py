@@ -172,4 +172,4 @@ def test_recommend_for_a_folder(tmp_path, cli):
     assert "images embedded (2D, fid/medbench-cnn2d-v1.0-s3)" in r.err
     assert "nearest data set to " + str(tmp_path / "new.npz") + ": medmnist/" in r.err
     bad = cli(root, "recommend", "--dataset", str(tmp_path / "missing") + "/x.npz")
-    assert one_line_error(bad) and "no such file or folder" in bad.err, bad.err
+    assert one_line_error(bad) and "not a known task and no such file or folder" in bad.err, bad.err
