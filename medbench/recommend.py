@@ -92,9 +92,9 @@ def recommend(store, task: str, space: str, *, limit: int = 5,
 
     ``embedding`` (a ``builders.task_distances.Embedding``: method and distances to the
     held tasks) stands for a data set the tables do not hold; ``task`` then only labels it.
-    ``max_latency_ms`` keeps architectures measured at batch 1 within it on ``device`` (the
-    one with most measurements when not given) with ``runtime`` and ``threads``: on the
-    data set's own input where the tables hold it, else on the nearest set's.
+    Latency is shown, and ``max_latency_ms`` applied, at batch 1 on ``device`` (the one with
+    most measurements when not given) with ``runtime`` and ``threads``: on the data set's
+    own input where the tables hold it, else on the nearest set's.
     """
     space = store.resolve_space(space)
     if embedding is None:
@@ -118,23 +118,24 @@ def recommend(store, task: str, space: str, *, limit: int = 5,
     cond = " AND e.method = ?" if result_method else ""
     lim = " AND params <= ?" if max_params is not None else ""
     latency, lat_args = "NULL::DOUBLE AS latency_ms", []
-    if max_latency_ms is not None:
-        if device is None:
-            row = store.fetchone(
-                "SELECT device FROM hardware WHERE space = ? AND task IN (?, ?) AND runtime = ? "
-                "AND threads = ? AND batch = 1 GROUP BY device ORDER BY count(*) DESC, device "
-                "LIMIT 1", [space, task, source, runtime, threads])
-            if row is None:
-                raise MedbenchError(f"no {space} latency measured for {task} or {source} with "
-                                    f"{runtime}, {threads} thread(s), batch 1")
-            device = row[0]
-        else:
-            device = store.resolve_device(device)
+    if device is None:
+        row = store.fetchone(
+            "SELECT device FROM hardware WHERE space = ? AND task IN (?, ?) AND runtime = ? "
+            "AND threads = ? AND batch = 1 GROUP BY device ORDER BY count(*) DESC, device "
+            "LIMIT 1", [space, task, source, runtime, threads])
+        if row is None and max_latency_ms is not None:
+            raise MedbenchError(f"no {space} latency measured for {task} or {source} with "
+                                f"{runtime}, {threads} thread(s), batch 1")
+        device = row[0] if row else None
+    else:
+        device = store.resolve_device(device)
+    if device is not None:
         # the data set's own measurement where there is one, else the nearest set's
         latency = ("(SELECT arg_min(h.latency_ms, h.task <> ?) FROM hardware h WHERE h.space = ? "
                    "AND h.arch_id = s.arch_id AND h.task IN (?, ?) AND h.device = ? AND "
                    "h.runtime = ? AND h.threads = ? AND h.batch = 1) AS latency_ms")
         lat_args = [task, space, task, source, device, runtime, threads]
+    if max_latency_ms is not None:
         lim += " AND latency_ms <= ?"
     params: list = [space, source, *([result_method] if result_method else []),
                     space, task, space, *lat_args,
