@@ -50,3 +50,11 @@ def test_query_path_loads_no_torch_and_no_pyarrow(tmp_path):
 def test_validate_loads_no_torch(tmp_path):
     tables = build_release(tmp_path / "tables")
     assert probe(tables, "('validate',),")["HEAVY"] == ""
+
+
+def test_recommend_for_a_known_task_loads_no_torch(tmp_path):
+    """Only embedding a new data set needs torch; a task id is answered from the tables."""
+    tables = build_release(tmp_path / "tables")
+    got = probe(tables, "('recommend', '--dataset', 'breastmnist'), "
+                        "('recommend', '--dataset', 'hippocampus', '--max-latency', '4ms'),")
+    assert got["HEAVY"] == ""
