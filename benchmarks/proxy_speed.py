@@ -5,7 +5,7 @@
 On one CPU thread, for ``--archs`` mstf architectures drawn with seed 0 on BreastMNIST's
 batch of 16 (the builder's setting), alternately per architecture: the 13 proxies one by one
 (:func:`builders.proxies.score`, a fresh copy and its own forward/backward each) and
-:func:`builders.proxies.score_all` (grad_norm, snip, plain and fisher share one loss pass,
+:func:`builders.proxies.score_all` (grad_norm, snip, plain, fisher and grasp share one loss pass,
 jacov and epe_nas one Jacobian pass). Both give the same scores (checked here); the ratio of
 their wall times is measured side by side in one run.
 """

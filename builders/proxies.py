@@ -47,8 +47,8 @@ def weighted_layers(net: nn.Module) -> list[nn.Module]:
 class _Shared:
     """Passes that several proxies read, on one copy of the network and one batch.
 
-    :func:`score_all` gives grad_norm, snip, plain and fisher one copy (one forward and
-    backward of the loss), and jacov and epe_nas another (one input-Jacobian pass): the
+    :func:`score_all` gives grad_norm, snip, plain, fisher and grasp one copy (one forward
+    and backward of the loss; grasp adds its Hessian-vector pass), and jacov and epe_nas another (one input-Jacobian pass): the
     scores are those of separate passes, computed once. A proxy that reuses a pass is
     charged its seconds too, so ``seconds`` stays the cost of that proxy on its own.
     """
@@ -134,9 +134,10 @@ def plain(net, x, y, loss_fn) -> float:
 
 
 def grasp(net, x, y, loss_fn) -> float:
+    # g = dL/dW from the shared loss pass (the same gradient a pass of its own gives)
+    g = [torch.zeros_like(m.weight) if m.weight.grad is None else m.weight.grad.detach()
+         for m in _grads(net, x, y, loss_fn)]
     weights = [m.weight for m in weighted_layers(net)]
-    g = torch.autograd.grad(loss_fn(net(x), y), weights, allow_unused=True)
-    g = [torch.zeros_like(w) if gi is None else gi.detach() for w, gi in zip(weights, g)]
     grad_f = torch.autograd.grad(loss_fn(net(x), y), weights, create_graph=True,
                                  allow_unused=True)
     z = sum((gf * gi).sum() for gf, gi in zip(grad_f, g) if gf is not None)
@@ -288,7 +289,7 @@ def score(name: str, net: nn.Module, x: torch.Tensor, y: torch.Tensor,
 
 
 #: Proxies that read the same pass (see :class:`_Shared`).
-SHARED_PASSES = (("grad_norm", "snip", "plain", "fisher"), ("jacov", "epe_nas"))
+SHARED_PASSES = (("grad_norm", "snip", "plain", "fisher", "grasp"), ("jacov", "epe_nas"))
 
 
 def score_all(net: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable,
