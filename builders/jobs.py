@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import secrets
 import shutil
 import subprocess
 import time
@@ -268,7 +269,9 @@ def run_jobs(work: WorkDir, jobs: Iterable[Job], run: Callable[[Job, str], dict[
     if limit:
         todo = todo[:limit]
     commit = git_commit()
-    stamp = f"{_now():%Y%m%dT%H%M%S}"
+    # Unique across builds: two builds of one builder (say two tasks) started in the same
+    # second once gave their jobs of equal keys one run id; a random token tells them apart.
+    stamp = f"{_now():%Y%m%dT%H%M%S}-{secrets.token_hex(2)}"
     named = [(job, f"{builder.split('.')[-1]}-{job.key}-{stamp}") for job in todo]
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn(
             "{task.completed}/{task.total}"), TimeElapsedColumn()) as bar:

@@ -51,6 +51,11 @@ def release(work: str | Path, tables: str | Path, name: str | None = None) -> di
     added: dict[str, int] = {}
     con = duckdb.connect()
     try:
+        clash = _run_id_clashes(con, jobs, [str(tables / f) for f in released.get("runs", [])])
+        if clash:
+            raise MedbenchError(
+                f"{len(clash)} run id(s) of {work} name another job too (e.g. {clash[0]}): "
+                "their rows would be credited to it; nothing released")
         for table, t in TABLES.items():
             files = [str(f) for job in jobs for f in sorted((job / table).rglob("*.parquet"))]
             if not files:
@@ -74,6 +79,25 @@ def release(work: str | Path, tables: str | Path, name: str | None = None) -> di
         con.close()
     write_manifest(tables)
     return added
+
+
+def _run_id_clashes(con, jobs: list[Path], released_runs: list[str]) -> list[str]:
+    """Run ids that two different jobs carry (among ``jobs``, or one of them and a released
+    run): the same job released twice is no clash."""
+    files = [str(f) for job in jobs for f in sorted((job / "runs").rglob("*.parquet"))]
+    if not files:
+        return []
+    same = "builder, args, started_at, seconds"
+    new = f"SELECT run_id, {same} FROM read_parquet(?, hive_partitioning=false)"
+    sql = f"SELECT run_id FROM ({new}) GROUP BY run_id HAVING count(DISTINCT ({same})) > 1"
+    params: list = [files]
+    if released_runs:
+        sql += (f" UNION SELECT n.run_id FROM ({new}) n JOIN read_parquet(?, "
+                "hive_partitioning=false) o USING (run_id) WHERE (n.builder, n.args, "
+                "n.started_at, n.seconds) IS DISTINCT FROM (o.builder, o.args, o.started_at, "
+                "o.seconds)")
+        params += [files, released_runs]
+    return sorted(r for (r,) in con.execute(sql, params).fetchall())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -205,6 +205,53 @@ def test_releases_within_one_second_keep_every_row(tmp_path, monkeypatch):
         assert store.sql("SELECT count(*) FROM evaluations").fetchall()[0][0] == 3
 
 
+def test_builds_started_in_one_second_get_distinct_run_ids(tmp_path, monkeypatch):
+    """Two builds of one builder (two tasks) started in the same second once gave their
+    jobs of equal keys one run id, and the release credited one task's rows to the other's
+    runs row. Run ids carry a random token now, and the release refuses a clash."""
+    import json
+    import sys
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import builders.jobs as jobs_mod
+    import builders.release as rel
+    from builders.jobs import Job, WorkDir, run_jobs
+    from medbench.errors import MedbenchError
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from kill_target import run
+
+    real_now = jobs_mod._now
+    monkeypatch.setattr(jobs_mod, "_now", lambda: real_now().replace(year=2026, month=1,
+                                                                      day=1, hour=12, minute=0,
+                                                                      second=0))
+    jobs = [Job(f"{i}-s0", {"arch": f"a{i}", "index": i, "seed": 0}) for i in range(2)]
+    works = [WorkDir(tmp_path / name) for name in ("task-a", "task-b")]
+    for work in works:
+        run_jobs(work, jobs, run, builder="tests.kill_target", version="0", device="test")
+    ids = [{json.loads((d / "job.json").read_text())["run_id"] for d in w.jobs.iterdir()}
+           for w in works]
+    assert len(ids[0] | ids[1]) == 4  # same keys, same second, four run ids
+    tables = tmp_path / "tables"
+    rel.release(works[0].root, tables)
+    rel.release(works[1].root, tables)
+    rel.release(works[1].root, tables)  # the same jobs again: no clash, nothing added
+    # a work folder whose run id names a released job of another build is refused
+    clash = next(works[1].jobs.iterdir())
+    released_id = sorted(ids[0])[0]
+    meta = json.loads((clash / "job.json").read_text())
+    for f in clash.rglob("*.parquet"):
+        t = pq.read_table(f)
+        i = t.schema.get_field_index("run_id")
+        pq.write_table(t.set_column(i, t.schema.field(i), pa.array([released_id] * len(t))), f)
+    meta["run_id"] = released_id
+    (clash / "job.json").write_text(json.dumps(meta))
+    with pytest.raises(MedbenchError, match="name another job too"):
+        rel.release(works[1].root, tables)
+
+
 def test_write_rows_never_overwrites_by_default(tmp_path):
     from medbench.release import write_rows
 
