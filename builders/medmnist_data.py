@@ -56,12 +56,7 @@ class MedMNISTTask:
 
     def images(self, part: str) -> np.ndarray:
         """Images as float32 (N, channels, *spatial) scaled to [-1, 1]."""
-        x = self.arrays[f"{part}_images"].astype(np.float32) / 255.0
-        if x.ndim == 3 + (self.dims == 3):  # no channel axis: grayscale
-            x = x[:, None]
-        else:  # channels last (RGB)
-            x = np.moveaxis(x, -1, 1)
-        return (x - 0.5) / 0.5
+        return scale_images(self.arrays[f"{part}_images"], self.dims)
 
     def labels(self, part: str) -> np.ndarray:
         y = self.arrays[f"{part}_labels"]
@@ -108,6 +103,16 @@ class MedMNISTTask:
             "source": f"MedMNIST v2 (Yang et al., Sci. Data 2023), {self.name}.npz",
             "run_id": run_id,
         }
+
+
+def scale_images(images: np.ndarray, dims: int) -> np.ndarray:
+    """uint8 images in MedMNIST's layout as float32 (N, channels, *spatial) in [-1, 1]."""
+    x = images.astype(np.float32) / 255.0
+    if x.ndim == 3 + (dims == 3):  # no channel axis: grayscale
+        x = x[:, None]
+    else:  # channels last (RGB)
+        x = np.moveaxis(x, -1, 1)
+    return (x - 0.5) / 0.5
 
 
 def load(task: str, data_root: str | Path | None = None) -> MedMNISTTask:

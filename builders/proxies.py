@@ -48,8 +48,8 @@ class _Shared:
     """Passes that several proxies read, on one copy of the network and one batch.
 
     :func:`score_all` gives grad_norm, snip, plain, fisher and grasp one copy (one forward
-    and backward of the loss; grasp adds its Hessian-vector pass), and jacov and epe_nas another (one input-Jacobian pass): the
-    scores are those of separate passes, computed once. A proxy that reuses a pass is
+    and backward of the loss; grasp adds its Hessian-vector pass), and jacov and epe_nas
+    another (one input-Jacobian pass): the scores are those of separate passes, computed once. A proxy that reuses a pass is
     charged its seconds too, so ``seconds`` stays the cost of that proxy on its own.
     """
 

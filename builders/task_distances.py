@@ -102,9 +102,12 @@ def _encoder(dims: int, heads: dict[str, int]):
     return Encoder()
 
 
-def _gray(task, part: str) -> np.ndarray:
-    x = task.images(part)
+def _to_gray(x: np.ndarray) -> np.ndarray:
     return x.mean(axis=1, keepdims=True) if x.shape[1] > 1 else x
+
+
+def _gray(task, part: str) -> np.ndarray:
+    return _to_gray(task.images(part))
 
 
 def train_encoder(tasks: list, dims: int, steps: int, seed: int = 0, batch: int = 64):
@@ -260,10 +263,9 @@ def embed(store, images: np.ndarray, samples: int = 2000, seed: int = 0) -> Embe
         state[name] = torch.tensor(weights, dtype=state[name].dtype).reshape(shape)
     net.trunk.load_state_dict(state)
     net.eval()
-    x = images.astype(np.float32) / 255.0
-    x = np.moveaxis(x, -1, 1) if dims == 2 and x.ndim == 4 else x[:, None]  # (N, C, ...)
-    x = (x - 0.5) / 0.5
-    x = x.mean(axis=1, keepdims=True) if x.shape[1] > 1 else x
+    from builders.medmnist_data import scale_images
+
+    x = _to_gray(scale_images(images, dims))  # as the held sets' features were taken
     pick = np.random.default_rng(seed).choice(len(x), min(samples, len(x)), replace=False)
     mu, cov = gaussian(_features(net, np.ascontiguousarray(x[pick])))
     distances = {}

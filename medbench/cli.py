@@ -286,6 +286,7 @@ def recommend_cmd(
     """Architectures for a data set from the zoo of its nearest data set (MedNNS's rule)."""
     from pathlib import Path
 
+    from medbench.errors import UnknownNameError
     from medbench.recommend import recommend
     from medbench.units import parse_count, parse_latency_ms
 
@@ -294,8 +295,6 @@ def recommend_cmd(
     limits = {"max_params": parse_count(max_params) if max_params else None,
               "max_latency_ms": parse_latency_ms(max_latency) if max_latency else None,
               "device": device, "runtime": runtime, "threads": threads}
-    from medbench.errors import UnknownNameError
-
     embedding = None
     with _open() as store:
         try:  # a task id or alias first; a file or folder otherwise (./name for a folder

@@ -107,26 +107,23 @@ def from_store(store, *, task: str, space: str, method: str = "standalone",
     metric = _metric(store, task)
     curves = store.view("curves", task)
     evals = store.view("evaluations", task)
-    archs = store.fetchall(
-        f'SELECT DISTINCT c.arch_id, a.config FROM "{curves}" c LEFT JOIN '
-        f'"{store.view("architectures")}" a USING (space, arch_id) '
-        "WHERE c.task = ? AND c.space = ? AND c.method = ? ORDER BY c.arch_id",
-        [task, space, method])
+    def archs_of(view: str) -> list[tuple]:
+        return store.fetchall(
+            f'SELECT DISTINCT r.arch_id, a.config FROM "{view}" r LEFT JOIN '
+            f'"{store.view("architectures")}" a USING (space, arch_id) '
+            "WHERE r.task = ? AND r.space = ? AND r.method = ? ORDER BY r.arch_id",
+            [task, space, method])
+
+    archs = archs_of(curves)
     col = f"val_{metric}"
     if archs:
-        source, where = curves, "task = ? AND space = ? AND method = ?"
         points = store.fetchall(
             f'SELECT arch_id, seed, epoch, "{col}", elapsed_seconds FROM "{curves}" '
-            f"WHERE {where}", [task, space, method])
+            "WHERE task = ? AND space = ? AND method = ?", [task, space, method])
     else:
         # No curves (a supernet zoo): one fidelity, the final validation metric, costing the
         # row's training seconds or else its evaluation job's seconds per row it made.
-        source, where = evals, "task = ? AND space = ? AND method = ?"
-        archs = store.fetchall(
-            f'SELECT DISTINCT e.arch_id, a.config FROM "{evals}" e LEFT JOIN '
-            f'"{store.view("architectures")}" a USING (space, arch_id) '
-            "WHERE e.task = ? AND e.space = ? AND e.method = ? ORDER BY e.arch_id",
-            [task, space, method])
+        archs = archs_of(evals)
         if not archs:
             raise MedbenchError(f"no results for {space} on {task} ({method}) to simulate")
         store.views("runs")
@@ -137,8 +134,7 @@ def from_store(store, *, task: str, space: str, method: str = "standalone",
             "WHERE e.task = ? AND e.space = ? AND e.method = ?", [task, space, method])
     arch_ids = [a[0] for a in archs]
     index = {a: i for i, a in enumerate(arch_ids)}
-    seeds = sorted({r[0] for r in store.fetchall(
-        f'SELECT DISTINCT seed FROM "{source}" WHERE {where}', [task, space, method])})
+    seeds = sorted({p[1] for p in points})
     seed_index = {s: i for i, s in enumerate(seeds)}
     n_epochs = max(p[2] for p in points)
     shape = (len(arch_ids), len(seeds), n_epochs)
