@@ -1,5 +1,5 @@
 """``python -m medbench`` runs the command-line interface."""
 
-from medbench.cli import main
+from medbench.cli import entry
 
-main()
+entry()

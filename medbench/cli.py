@@ -1,104 +1,113 @@
-"""The ``medbench`` command: a thin typer skin over :mod:`medbench.store` and :mod:`medbench.query`.
+"""The ``medbench`` command's entry point, and ``medbench query``.
+
+``medbench query`` is the command a user or a script runs again and again, so its process
+starts light: it is parsed here with :mod:`argparse` and never imports typer, whose import and
+command building cost a cold query about a fifth of ``import duckdb`` (measured in
+``benchmarks/query_startup.py``). Every other command is a typer command in
+:mod:`medbench.commands`; ``medbench --help`` lists ``query`` among them.
 
 Every user error (:class:`~medbench.errors.MedbenchError` or a usage error) is printed by
-:func:`main` as one line on stderr, with exit code 2. No command here writes to the tables.
+:func:`main` as one line on stderr, with exit code 2. No command writes to the tables.
 """
 
 from __future__ import annotations
 
+import os
 import sys
-from typing import Annotated, Optional
 
-import typer
-
-from medbench import __version__
 from medbench.errors import MedbenchError
-from medbench.output import Format, emit
 
-__all__ = ["app", "main"]
+__all__ = ["main", "entry", "run_query", "query_parser", "split_root", "QUERY_HELP", "UsageError"]
 
-_APP_SETTINGS = dict(
-    name="medbench",
-    help="Query the medbench tables: NAS results on medical images, as a table lookup.",
-    add_completion=False,
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
-app = typer.Typer(**_APP_SETTINGS)
-
-_state: dict[str, Optional[str]] = {"tables": None}
-
-FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+QUERY_HELP = "Architectures with their results, seeds aggregated, filtered and ranked."
 
 
-def _version(value: bool) -> None:
-    if value:
-        from medbench.schema import SCHEMA_VERSION
+class UsageError(MedbenchError):
+    """Arguments a command cannot parse."""
 
-        print(f"medbench {__version__} (table schema {SCHEMA_VERSION})")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    tables: Annotated[Optional[str], typer.Option(
-        "--tables", envvar="MEDBENCH_TABLES",
-        help="Tables folder or URL (default: the tables bundled with medbench).")] = None,
-    version: Annotated[bool, typer.Option(
-        "--version", callback=_version, is_eager=True, help="Show the version and exit.")] = False,
-) -> None:
-    _state["tables"] = tables
+    def __init__(self, message: str, command: str = "medbench"):
+        super().__init__(f"{message} (see '{command} --help')")
 
 
-def _open():
+def split_root(args: list[str]) -> tuple[str | None, str, list[str]] | None:
+    """``(tables, command, rest)`` when ``args`` name a command after no root option but
+    ``--tables``; None for help, ``--version``, a bare ``--tables`` or no command at all."""
+    tables = None
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--tables":
+            if i + 1 == len(args):
+                return None
+            tables = args[i + 1]
+            i += 2
+        elif arg.startswith("--tables="):
+            tables = arg.split("=", 1)[1]
+            i += 1
+        elif arg.startswith("-"):
+            return None
+        else:
+            return tables, arg, args[i + 1:]
+    return None
+
+
+def query_parser():
+    """The argparse parser of ``medbench query`` (its only definition)."""
+    import argparse
+
+    from medbench.output import Format
+    from medbench.query import DEFAULT_BATCH, DEFAULT_RUNTIME, DEFAULT_THREADS
+
+    class Parser(argparse.ArgumentParser):
+        def error(self, message: str):  # one line, exit 2 (argparse prints usage, then exits)
+            raise UsageError(message, self.prog)
+
+    p = Parser(prog="medbench query", description=QUERY_HELP, allow_abbrev=False)
+    opt = p.add_argument
+    opt("--task", metavar="TASK",
+        help="Task id or alias, e.g. hippocampus, msd/hippocampus, pneumoniamnist.")
+    opt("--space", metavar="SPACE", help="Search space, e.g. unet3d.")
+    opt("--device", metavar="DEVICE",
+        help="Device of latency/energy (default: the one with most measurements).")
+    opt("--runtime", metavar="RUNTIME", default=DEFAULT_RUNTIME,
+        help=f"Runtime of latency/energy (default: {DEFAULT_RUNTIME}).")
+    opt("--threads", metavar="N", type=int, default=DEFAULT_THREADS,
+        help=f"Threads of latency/energy, 0 = all (default: {DEFAULT_THREADS}).")
+    opt("--batch", metavar="N", type=int, default=DEFAULT_BATCH,
+        help=f"Batch size of latency/energy (default: {DEFAULT_BATCH}).")
+    opt("--max-latency", metavar="LATENCY",
+        help="Latency limit with unit: 4ms, 250us, 0.1s (bare number: ms).")
+    opt("--max-energy", metavar="ENERGY", help="Energy limit per batch: 5mJ, 0.1J (bare: mJ).")
+    opt("--max-params", metavar="COUNT", help="Parameter limit: 500k, 1M, 2000000.")
+    opt("--min-dice", metavar="X", type=float, help="Minimum mean validation Dice.")
+    opt("--min-metric", metavar="X", type=float,
+        help="Minimum mean validation metric of the task.")
+    opt("--method", metavar="METHOD", help="standalone or supernet.")
+    opt("--sort", metavar="COLUMN",
+        help="Column to sort by, e.g. test_dice or latency_ms:asc (default: val metric).")
+    opt("--limit", metavar="N", type=int, default=20, help="Rows to show, 0 = all (default: 20).")
+    opt("--pareto", action="store_true",
+        help="Only rows not dominated in (val metric, latency).")
+    opt("--format", "-f", dest="fmt", default=Format.table.value,
+        choices=[f.value for f in Format], help="Output format (default: table).")
+    opt("--output", metavar="FILE", help="File for --format parquet.")
+    return p
+
+
+def run_query(tables: str | None, args: list[str]) -> None:
+    """Run ``medbench query`` with its arguments on the tables at ``tables`` (None: default)."""
+    from medbench.output import Format, emit
     from medbench.store import open as open_store
 
-    return open_store(_state["tables"])
-
-
-def _note(text: str) -> None:
-    print(f"medbench: {text}", file=sys.stderr)
-
-
-@app.command()
-def query(
-    task: Annotated[Optional[str], typer.Option(
-        help="Task id or alias, e.g. hippocampus, msd/hippocampus, pneumoniamnist.")] = None,
-    space: Annotated[Optional[str], typer.Option(help="Search space, e.g. unet3d.")] = None,
-    device: Annotated[Optional[str], typer.Option(
-        help="Device of latency/energy (default: the one with most measurements).")] = None,
-    runtime: Annotated[str, typer.Option(help="Runtime of latency/energy.")] = "onnxruntime",
-    threads: Annotated[int, typer.Option(help="Threads of latency/energy (0 = all).")] = 1,
-    batch: Annotated[int, typer.Option(help="Batch size of latency/energy.")] = 1,
-    max_latency: Annotated[Optional[str], typer.Option(
-        help="Latency limit with unit: 4ms, 250us, 0.1s (bare number: ms).")] = None,
-    max_energy: Annotated[Optional[str], typer.Option(
-        help="Energy limit per batch: 5mJ, 0.1J (bare number: mJ).")] = None,
-    max_params: Annotated[Optional[str], typer.Option(
-        help="Parameter limit: 500k, 1M, 2000000.")] = None,
-    min_dice: Annotated[Optional[float], typer.Option(
-        help="Minimum mean validation Dice.")] = None,
-    min_metric: Annotated[Optional[float], typer.Option(
-        help="Minimum mean validation metric of the task.")] = None,
-    method: Annotated[Optional[str], typer.Option(help="standalone or supernet.")] = None,
-    sort: Annotated[Optional[str], typer.Option(
-        help="Column to sort by, e.g. test_dice or latency_ms:asc (default: val metric).")] = None,
-    limit: Annotated[int, typer.Option(help="Rows to show (0 = all).")] = 20,
-    pareto: Annotated[bool, typer.Option(
-        "--pareto", help="Only rows not dominated in (val metric, latency).")] = False,
-    fmt: FormatOpt = Format.table,
-    output: Annotated[Optional[str], typer.Option(help="File for --format parquet.")] = None,
-) -> None:
-    """Architectures with their results, seeds aggregated, filtered and ranked."""
-    with _open() as store:
-        res = store.query(task=task, space=space, device=device, runtime=runtime,
-                          threads=threads, batch=batch, max_latency=max_latency,
-                          max_energy=max_energy, max_params=max_params, min_dice=min_dice,
-                          min_metric=min_metric, method=method, sort=sort, limit=limit,
-                          pareto=pareto)
+    a = query_parser().parse_args(args)
+    with open_store(tables) as store:
+        res = store.query(task=a.task, space=a.space, device=a.device, runtime=a.runtime,
+                          threads=a.threads, batch=a.batch, max_latency=a.max_latency,
+                          max_energy=a.max_energy, max_params=a.max_params,
+                          min_dice=a.min_dice, min_metric=a.min_metric, method=a.method,
+                          sort=a.sort, limit=a.limit, pareto=a.pareto)
         for note in res.notes:
-            _note(note)
+            note_line(note)
         if res.task is None:
             return
         if res.device:
@@ -106,330 +115,69 @@ def query(
                      f"thread(s), batch {res.batch} ({res.device_reason})")
         else:
             where = "latency/energy: not measured"
-        n = emit(res.relation, fmt, output=output,
+        fmt = Format(a.fmt)
+        # Rows read once come cheapest from a cursor; Parquet is written from the relation's
+        # Arrow table (a cursor's would be one copy more).
+        rows = res.relation if fmt == Format.parquet else res.execute()
+        n = emit(rows, fmt, output=a.output,
                  title=f"{res.task} · {res.metric}: mean and std over seeds",
                  caption=where, hide=("task", "device", "runtime", "threads", "batch"))
         if n == 0:
             has_any = store.fetchone(f'SELECT count(*) FROM "{store.view("evaluations", res.task)}"'
                                      " WHERE task = ?", [res.task])[0]
-            _note(f"no results for {res.task} in the tables yet" if not has_any else
-                  f"no result for {res.task} passes these filters")
+            note_line(f"no results for {res.task} in the tables yet" if not has_any else
+                      f"no result for {res.task} passes these filters")
             if has_any:
                 from medbench.query import explain_empty
 
                 for note in explain_empty(store, res):
-                    _note(note)
+                    note_line(note)
 
 
-@app.command()
-def sql(
-    statement: Annotated[str, typer.Argument(help="One read-only SQL statement.")],
-    fmt: FormatOpt = Format.table,
-    output: Annotated[Optional[str], typer.Option(help="File for --format parquet.")] = None,
-) -> None:
-    """Run read-only SQL over the tables (every table is a view)."""
-    with _open() as store:
-        emit(store.sql(statement), fmt, output=output)
-
-
-@app.command()
-def tasks(fmt: FormatOpt = Format.table) -> None:
-    """Known tasks, with their split sizes and result counts where built."""
-    with _open() as store:
-        emit(store.tasks(), fmt, title="tasks")
-
-
-@app.command()
-def spaces(fmt: FormatOpt = Format.table) -> None:
-    """Known search spaces, with their size and how many architectures have results."""
-    with _open() as store:
-        emit(store.spaces(), fmt, title="search spaces")
-
-
-@app.command()
-def devices(fmt: FormatOpt = Format.table) -> None:
-    """Measured devices."""
-    with _open() as store:
-        if not emit(store.devices(), fmt, title="devices") and fmt == Format.table:
-            _note("no device has been measured yet")
-
-
-@app.command()
-def info(
-    space: Annotated[str, typer.Argument(help="Search space, e.g. unet3d.")],
-    arch_id: Annotated[str, typer.Argument(help="Architecture id or arch_index.")],
-    fmt: FormatOpt = Format.table,
-) -> None:
-    """Every fact about one architecture, table by table."""
-    with _open() as store:
-        facts = store.arch(space, arch_id)
-        if fmt == Format.json:
-            import json
-
-            from medbench.output import plain
-
-            doc = {name: [{c: plain(v) for c, v in zip(rel.columns, row)}
-                          for row in rel.fetchall()] for name, rel in facts.items()}
-            print(json.dumps(doc, indent=1))
-            return
-        if fmt not in (Format.table,):
-            raise MedbenchError("medbench info prints --format table or json")
-        for name, rel in facts.items():
-            emit(rel, fmt, title=name, hide=("space", "arch_id"))
-
-
-@app.command()
-def simulate(
-    task: Annotated[Optional[str], typer.Option(help="Task id or alias.")] = None,
-    space: Annotated[str, typer.Option(help="Search space.")] = "unet3d",
-    method: Annotated[str, typer.Option(help="standalone or supernet results.")] = "standalone",
-    algorithms: Annotated[str, typer.Option(help="Comma-separated: rs, re, ls, asha, sh, hb, nsga2, moead, mstf, re-warm.")] = "rs,re,asha",
-    workers: Annotated[int, typer.Option(help="Parallel simulated workers.")] = 4,
-    budget: Annotated[str, typer.Option(help="Simulated wall-clock: 24h, 90m, 1d.")] = "24h",
-    repeats: Annotated[int, typer.Option(help="Runs per algorithm.")] = 20,
-    seed: Annotated[int, typer.Option(help="Seed of every generator.")] = 0,
-    seed_mode: Annotated[str, typer.Option(help="random (one seed per evaluation) or mean."
-                                           )] = "random",
-    out: Annotated[str, typer.Option(help="Folder for the report.")] = "report",
-    objective: Annotated[str, typer.Option(
-        help="Second objective of nsga2/moead and of the hypervolume: latency or energy."
-    )] = "latency",
-) -> None:
-    """Compare searchers by simulated search on the tables: trajectories, regret, ranks."""
-    from medbench.simulate import from_store
-    from medbench.simulate.report import compare, parse_duration, write_report
-
-    seconds = parse_duration(budget)
-    names = [a.strip() for a in algorithms.split(",") if a.strip()]
-    if workers < 1:
-        raise MedbenchError(f"--workers must be at least 1, got {workers}")
-    with _open() as store:
-        if task is None:
-            raise MedbenchError("give --task")
-        from medbench.simulate.tabular import OBJECTIVES
-
-        if objective not in OBJECTIVES:
-            raise MedbenchError(f"unknown objective {objective!r}; use one of "
-                                f"{', '.join(OBJECTIVES)}")
-        table = from_store(store, task=task, space=store.resolve_space(space), method=method,
-                           objective=objective)
-    runs = compare(table, names, workers=workers, budget_seconds=seconds, repeats=repeats,
-                   seed=seed, seed_mode=seed_mode)
-    folder = write_report(table, runs, out, workers=workers, budget_seconds=seconds,
-                          algorithms=names)
-    print((folder / "summary.md").read_text(), end="")
-    _note(f"report written to {folder}/")
-
-
-@app.command()
-def validate() -> None:
-    """Check the tables: manifest checksums, schema, keys, value ranges, references."""
-    from medbench.store import default_tables_path
-    from medbench.validate import validate as run_validate
-
-    root = _state["tables"] or default_tables_path()
-    if "://" in root:
-        raise MedbenchError("medbench validate checks a local tables folder")
-    report = run_validate(root)
-    for problem in report.problems:
-        print(problem, file=sys.stderr)
-    print(report.summary())
-    if not report.ok:
-        raise typer.Exit(2)
-
-
-@app.command("export")
-def export(
-    task: Annotated[str, typer.Option(help="Task id or alias.")],
-    to: Annotated[str, typer.Option("--to", help="syne-tune (a blackbox folder) or naslib "
-                                    "(a JSON file).")],
-    out: Annotated[str, typer.Option(help="Folder (syne-tune) or file (naslib) to write.")],
-    space: Annotated[str, typer.Option(help="Search space.")] = "unet3d",
-    method: Annotated[str, typer.Option(help="standalone or supernet.")] = "standalone",
-) -> None:
-    """Write one task's results in another NAS tool's format (Syne Tune, NASLib)."""
-    from medbench.simulate import from_store
-    from medbench.simulate.export import (EXPORTS, proxies_from_store, write_naslib,
-                                          write_syne_tune)
-
-    if to not in EXPORTS:
-        raise MedbenchError(f"unknown export format {to!r}; use one of {', '.join(EXPORTS)}")
-    with _open() as store:
-        table = from_store(store, task=task, space=store.resolve_space(space), method=method)
-        if to == "naslib":
-            path = write_naslib(table, out, proxies_from_store(store, table))
-        else:
-            path = write_syne_tune(table, out)
-    _note(f"{table.n_archs} architectures of {table.task} ({table.space}, {table.method}) "
-          f"written to {path} ({to})")
-
-
-@app.command("recommend")
-def recommend_cmd(
-    dataset: Annotated[str, typer.Option(help="A task id or alias with distances in the tables "
-                                         "(e.g. breastmnist), or a new data set: a folder of "
-                                         "images or a MedMNIST-style .npz (needs torch).")],
-    space: Annotated[str, typer.Option(help="Search space of the zoo.")] = "mednns",
-    max_params: Annotated[Optional[str], typer.Option(help="Parameter limit, e.g. 1M.")
-                          ] = None,
-    max_latency: Annotated[Optional[str], typer.Option(
-        help="Latency limit with unit (batch 1): 2ms, 250us (bare number: ms).")] = None,
-    device: Annotated[Optional[str], typer.Option(
-        help="Device of the latency (default: the one with most measurements).")] = None,
-    runtime: Annotated[str, typer.Option(help="Runtime of the latency.")] = "onnxruntime",
-    threads: Annotated[int, typer.Option(help="Threads of the latency (0 = all).")] = 1,
-    limit: Annotated[int, typer.Option(help="Architectures to list.")] = 5,
-    method: Annotated[Optional[str], typer.Option(
-        help="Only results of this training method (supernet or standalone).")] = None,
-    fmt: FormatOpt = Format.table,
-) -> None:
-    """Architectures for a data set from the zoo of its nearest data set (MedNNS's rule)."""
-    from pathlib import Path
-
-    from medbench.errors import UnknownNameError
-    from medbench.recommend import recommend
-    from medbench.units import parse_count, parse_latency_ms
-
-    if limit < 1:
-        raise MedbenchError(f"--limit must be at least 1, got {limit}")
-    limits = {"max_params": parse_count(max_params) if max_params else None,
-              "max_latency_ms": parse_latency_ms(max_latency) if max_latency else None,
-              "device": device, "runtime": runtime, "threads": threads}
-    embedding = None
-    with _open() as store:
-        try:  # a task id or alias first; a file or folder otherwise (./name for a folder
-            store.resolve_task(dataset)  # that shares a task's name)
-            is_task = True
-        except UnknownNameError:
-            is_task = False
-        if not is_task and Path(dataset).expanduser().exists():
-            dataset = str(Path(dataset).expanduser())
-            try:
-                from builders.task_distances import embed, read_images
-            except ImportError as e:
-                raise MedbenchError(f"embedding a new data set needs torch ({e}): "
-                                    "pip install 'medbench[build]'") from None
-            embedding = embed(store, read_images(dataset))
-            near = sorted(embedding.distances.items(), key=lambda kv: kv[1])
-            _note(f"{dataset}: {embedding.n_samples} images embedded ({embedding.dims}D, "
-                  f"{embedding.method}); distances: "
-                  + ", ".join(f"{t.split('/')[-1]} {d:.1f}" for t, d in near))
-        elif not is_task:
-            raise MedbenchError(f"{dataset}: not a known task and no such file or folder")
-        rec = recommend(store, dataset, space, limit=limit, result_method=method,
-                        embedding=embedding, **limits)
-        if not rec.rows:
-            _note(f"no {space} architecture with results on {rec.source} meets the limits")
-        where = f"; latency on {rec.device}" if rec.device else ""
-        _note(f"nearest data set to {rec.task}: {rec.source} ({rec.method}, distance "
-              f"{rec.distance:.3f}); expected = its mean val {rec.metric}{where}")
-        emit(rec.relation, fmt, title=f"recommended for {rec.task}")
-
-
-report_app = typer.Typer(help="Reports computed from the tables.", no_args_is_help=True,
-                         rich_markup_mode=None)
-app.add_typer(report_app, name="report")
-
-
-@report_app.command("validation")
-def report_validation(
-    out: Annotated[str, typer.Option(help="Folder for validation.md and its figures.")
-                   ] = "reports/validation",
-    splits_dir: Annotated[Optional[str], typer.Option(
-        help="Folder of committed split files (default: builders/splits).")] = None,
-    data_root: Annotated[Optional[str], typer.Option(
-        help="Data folder (TaskXX_Name/...): also check that no image recurs across splits."
-    )] = None,
-) -> None:
-    """Seed variability, val-vs-test agreement, distributions and split hygiene per task."""
-    from medbench.validation_report import write_report
-
-    with _open() as store:
-        md = write_report(store, out, splits_dir, data_root)
-    print(md.read_text(), end="")
-    _note(f"report written to {md.parent}/")
-
-
-@report_app.command("proxies")
-def report_proxies(
-    out: Annotated[str, typer.Option(help="Folder for proxies.md and its heat maps.")
-                   ] = "reports/proxies",
-    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the intervals.")
-                         ] = 1000,
-) -> None:
-    """Zero-cost proxies against trained results: rank correlations, top-10 %, stability."""
-    from medbench.proxy_report import write_report
-
-    _bootstrapped_report(write_report, out, bootstrap)
-
-
-@report_app.command("supernet-trust")
-def report_supernet_trust(
-    out: Annotated[str, typer.Option(help="Folder for supernet.md and its plots.")
-                   ] = "reports/supernet",
-    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the intervals.")
-                         ] = 1000,
-) -> None:
-    """Supernet subnets against the same architectures trained alone: Kendall τ, Spearman."""
-    from medbench.supernet_report import write_report
-
-    _bootstrapped_report(write_report, out, bootstrap)
-
-
-def _bootstrapped_report(write_report, out: str, bootstrap: int) -> None:
-    """Write a report whose intervals come from ``bootstrap`` resamples, and print it."""
-    if bootstrap < 0:
-        raise MedbenchError(f"--bootstrap must be 0 or more, got {bootstrap}")
-    with _open() as store:
-        md = write_report(store, out, bootstrap)
-    print(md.read_text(), end="")
-    _note(f"report written to {md.parent}/")
-
-
-def _app_for(args: list[str]) -> typer.Typer:
-    """The app cut down to the one command that ``args`` run, else the whole app.
-
-    typer turns every command of an app into a click command on each start (about 15 ms for
-    all of medbench's, most of it reading their signatures), so a process that runs one
-    command builds only that one. Help, an unknown command and sub-apps get the whole app.
-    """
-    rest = iter(args)
-    for arg in rest:
-        if arg == "--tables":  # the root options: --tables takes a value, the rest none
-            next(rest, None)
-        elif not arg.startswith("-"):
-            break
-    else:
-        return app
-    for info in app.registered_commands:
-        if (info.name or info.callback.__name__.replace("_", "-")) == arg:
-            lean = typer.Typer(**_APP_SETTINGS)
-            lean.registered_callback = app.registered_callback
-            lean.registered_commands = [info]
-            return lean
-    return app
+def note_line(text: str) -> None:
+    """A remark for the user, on stderr (stdout carries only data)."""
+    print(f"medbench: {text}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the app; print user errors as one line and exit 2."""
-    try:  # typer >= 0.29 carries its own click
-        from typer.exceptions import TyperException as UsageProblem
-    except ImportError:  # pragma: no cover - older typer on top of click
-        from click.exceptions import ClickException as UsageProblem
+    """Run a command (``argv``: the process's arguments when None); exits with its code.
+    User errors are printed as one line on stderr, with exit code 2."""
+    sys.exit(_run(sys.argv[1:] if argv is None else list(argv)))
 
-    args = sys.argv[1:] if argv is None else list(argv)
+
+def entry() -> None:
+    """The ``medbench`` program (console script, ``python -m medbench``): :func:`main`; a
+    query process then ends at once, its output flushed. Python's finalisation (DuckDB and a
+    few hundred modules freed) would add about a tenth of ``import duckdb`` to every cold
+    query (``benchmarks/query_startup.py``) and has nothing left to finish."""
+    args = sys.argv[1:]
+    code = _run(args)
+    root = split_root(args or ["--help"])
+    if root is None or root[1] != "query":
+        sys.exit(code)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:
+        code = 1
+    os._exit(code)
+
+
+def _run(args: list[str]) -> int:
     if not args:
         args = ["--help"]
+    root = split_root(args)
     try:
-        code = _app_for(args)(args=args, prog_name="medbench", standalone_mode=False)
+        if root is not None and root[1] == "query":
+            run_query(root[0], root[2])
+            return 0
+        from medbench.commands import run_app
+
+        return run_app(args)
     except MedbenchError as e:
         print(f"medbench: error: {e}", file=sys.stderr)
-        sys.exit(2)
-    except UsageProblem as e:
-        print(f"medbench: error: {e.format_message()} (see 'medbench --help')", file=sys.stderr)
-        sys.exit(2)
-    except (typer.Abort, KeyboardInterrupt):
-        sys.exit(130)
+        return 2
+    except KeyboardInterrupt:
+        return 130
     except BrokenPipeError:
-        sys.exit(1)
-    sys.exit(code if isinstance(code, int) else 0)
+        return 1

@@ -53,7 +53,8 @@ def plain(value: object) -> object:
 def emit(relation, fmt: Format, *, title: str | None = None, caption: str | None = None,
          hide: tuple[str, ...] = (), output: str | None = None,
          stream: IO[str] | None = None) -> int:
-    """Print a DuckDB relation in a format; returns the number of rows.
+    """Print a DuckDB relation (or an executed DuckDB cursor) in a format; returns the number
+    of rows.
 
     Args:
         relation: the rows.
@@ -66,7 +67,7 @@ def emit(relation, fmt: Format, *, title: str | None = None, caption: str | None
     stream = stream or sys.stdout
     if fmt == Format.parquet:
         return _parquet(relation, output)
-    columns = list(relation.columns)
+    columns = [d[0] for d in relation.description]
     rows = relation.fetchall()
     if fmt == Format.json:
         stream.write(json.dumps([{c: plain(v) for c, v in zip(columns, r)} for r in rows],

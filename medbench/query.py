@@ -12,6 +12,7 @@ test numbers would leak the test set into the choice.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from medbench import catalog
@@ -39,10 +40,13 @@ _HW_COLUMNS = ("latency_ms", "latency_p10_ms", "latency_p90_ms", "latency_method
 
 @dataclass
 class QueryResult:
-    """The answer to a query: a DuckDB relation plus what it is about.
+    """The answer to a query: its SQL on a store, plus what it is about.
 
     Attributes:
-        relation: the rows (convert with ``.arrow()``, ``.df()``, ``.pl()``, ``.fetchall()``).
+        relation: the rows as a DuckDB relation, made when first asked for (convert with
+            ``.arrow()``, ``.df()``, ``.pl()``, ``.fetchall()``).
+        sql, params: the query and its positional parameters.
+        store: the store it runs on.
         task: canonical task id, or None when the tables hold no results at all.
         metric: the task's primary metric (``dice``, ``acc``, ``auc``).
         device, runtime, threads, batch: where latency and energy were measured
@@ -51,7 +55,9 @@ class QueryResult:
         notes: plain-language remarks for the user (no results, fall-backs taken).
     """
 
-    relation: duckdb.DuckDBPyRelation
+    sql: str
+    params: list
+    store: Store = field(repr=False)
     task: str | None
     metric: str
     device: str | None
@@ -62,6 +68,10 @@ class QueryResult:
     notes: list[str] = field(default_factory=list)
     limits: dict = field(default_factory=dict)
 
+    @cached_property
+    def relation(self) -> duckdb.DuckDBPyRelation:
+        return self.store.relation(self.sql, self.params)
+
     @property
     def columns(self) -> list[str]:
         return list(self.relation.columns)
@@ -69,6 +79,11 @@ class QueryResult:
     def rows(self) -> list[tuple]:
         """All rows as tuples."""
         return self.relation.fetchall()
+
+    def execute(self) -> duckdb.DuckDBPyConnection:
+        """The query run once: a cursor to fetch its rows from (``.description`` names the
+        columns). Cheaper than :attr:`relation` for rows read once, as the CLI reads them."""
+        return self.store.execute(self.sql, self.params)
 
     def arrow(self):
         """The rows as a pyarrow Table."""
@@ -138,8 +153,8 @@ def run(store: Store, *, task: str | None = None, space: str | None = None,
 
     task = _choose_task(store, task)
     if task is None:
-        rel = store.relation("SELECT NULL::VARCHAR AS task WHERE false")
-        return QueryResult(rel, None, "dice", None, runtime, threads, batch,
+        return QueryResult("SELECT NULL::VARCHAR AS task WHERE false", [], store, None, "dice",
+                           None, runtime, threads, batch,
                            notes=["the tables hold no results yet"])
     if space is not None:
         space = store.resolve_space(space)
@@ -172,8 +187,8 @@ def run(store: Store, *, task: str | None = None, space: str | None = None,
     sql, args = _compile(views, task, metric, space, method, device, runtime, threads, batch,
                          latency_ms, energy_mj, params, min_metric, sort, limit, pareto,
                          pareto_on_latency=device is not None)
-    return QueryResult(store.relation(sql, args), task, metric, device, runtime, threads,
-                       batch, device_reason=reason, notes=notes,
+    return QueryResult(sql, args, store, task, metric, device, runtime, threads, batch,
+                       device_reason=reason, notes=notes,
                        limits={"space": space, "method": method, "latency_ms": latency_ms,
                                "energy_mj": energy_mj, "params": params})
 

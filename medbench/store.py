@@ -177,6 +177,17 @@ class Store:
         except duckdb.Error as e:
             raise _translate(e) from None
 
+    def execute(self, sql: str, params: list | None = None) -> duckdb.DuckDBPyConnection:
+        """Run trusted SQL built by medbench itself; the cursor, to fetch from once.
+
+        Cheaper than a relation for a result read once (a relation binds its query when made
+        and again when fetched). DuckDB errors become medbench errors.
+        """
+        try:
+            return self.con.execute(sql, params or [])
+        except duckdb.Error as e:
+            raise _translate(e) from None
+
     def fetchone(self, sql: str, params: list | None = None) -> tuple | None:
         """The first row of :meth:`fetchall`, or None."""
         rows = self.fetchall(sql, params)

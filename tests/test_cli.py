@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from contextlib import redirect_stdout
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -12,6 +13,7 @@ import pytest
 from conftest import one_line_error
 
 from medbench import __version__
+from medbench.errors import MedbenchError
 from medbench.manifest import sha256_file
 
 BUNDLED = Path(__file__).resolve().parent.parent / "tables"
@@ -255,15 +257,70 @@ def test_bundled_tables_validate(cli):
 
 
 def test_one_command_app_is_built_for_the_command_run(cli, release):
-    from medbench.cli import _app_for, app
+    from medbench.commands import _app_for, app
 
     def names(a):
         return [c.name or c.callback.__name__ for c in a.registered_commands]
 
-    assert names(_app_for(["--tables", str(release), "query", "--task", "x"])) == ["query"]
-    assert names(_app_for(["--tables=t", "sql", "SELECT 1"])) == ["sql"]
-    for args in (["--help"], ["report", "proxies"], ["no-such-command"], ["--version"]):
+    assert names(_app_for(["--tables", str(release), "sql", "SELECT 1"])) == ["sql"]
+    assert names(_app_for(["--tables=t", "tasks"])) == ["tasks"]
+    for args in (["--help"], ["report", "proxies"], ["no-such-command"], ["--version"],
+                 ["--tables"]):
         assert _app_for(args) is app
     # the cut-down app parses root options as the whole app does
-    r = cli(None, "--tables", str(release), "query", "--format", "csv", "--limit", "1")
-    assert r.code == 0 and r.out.startswith("space,arch_id,task")
+    r = cli(None, "--tables", str(release), "sql", "SELECT 1 AS one", "--format", "csv")
+    assert r.code == 0 and r.out == "one\n1\n"
+
+
+def test_query_root_options_before_the_command(cli, release, tmp_path):
+    r = cli(tmp_path / "elsewhere", "--tables", str(release), "query", "--format", "csv",
+            "--limit", "1")
+    assert r.code == 0 and r.out.startswith("space,arch_id,task") and len(r.out.splitlines()) == 2
+    r = cli(None, f"--tables={tmp_path / 'absent'}", "query")
+    assert one_line_error(r) and "no tables folder" in r.err
+
+
+def test_query_help_lists_every_option(cli):
+    r = cli(None, "query", "--help")
+    assert r.code == 0 and r.out.startswith("usage: medbench query")
+    for option in ("--task", "--space", "--device", "--runtime", "--threads", "--batch",
+                   "--max-latency", "--max-energy", "--max-params", "--min-dice", "--min-metric",
+                   "--method", "--sort", "--limit", "--pareto", "--format", "--output"):
+        assert option in r.out, option
+    assert "query" in cli(None, "--help").out  # the typer app lists it with the others
+
+
+def test_query_through_the_typer_app_gets_the_same_rows(cli, release):
+    """``medbench.commands.app`` hands query's arguments to the one query parser."""
+    from medbench.commands import run_app
+
+    direct = cli(release, "query", "--format", "csv", "--pareto")
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert run_app(["--tables", str(release), "query", "--format", "csv", "--pareto"]) == 0
+    assert out.getvalue() == direct.out and direct.code == 0
+    with pytest.raises(MedbenchError, match="unrecognized arguments: --bogus"):
+        run_app(["query", "--bogus"])
+
+
+@pytest.mark.parametrize("args, code, out_lines", [
+    (("query", "--task", "hippocampus", "--format", "csv", "--limit", "0"), 0, 7),
+    (("query", "--task", "hippocampus", "--max-latency", "4 parsecs"), 2, 0),
+    (("tasks", "--format", "csv"), 0, None),
+])
+def test_program_process_flushes_output_and_exit_code(release, args, code, out_lines):
+    """The program ends a query process with os._exit: its output and code must survive."""
+    import os
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "medbench", *args], capture_output=True,
+                       text=True, env={**os.environ, "MEDBENCH_TABLES": str(release)})
+    assert r.returncode == code, r.stderr
+    if code == 0:
+        assert r.stdout.endswith("\n") and "Traceback" not in r.stderr
+        if out_lines is not None:
+            assert len(r.stdout.splitlines()) == out_lines
+    else:
+        assert r.stdout == "" and r.stderr.startswith("medbench: error:") \
+            and len(r.stderr.splitlines()) == 1

@@ -20,6 +20,8 @@ for args in ({queries}):
         pass
 print("HEAVY=" + ",".join(m for m in {heavy!r} if m in sys.modules))
 print("PYARROW=" + str("pyarrow" in sys.modules))
+print("TYPER=" + str("typer" in sys.modules))
+print("RICH=" + str("rich" in sys.modules))
 """
 
 
@@ -45,6 +47,16 @@ def test_query_path_loads_no_torch_and_no_pyarrow(tmp_path):
                         "('sql', 'SELECT 1'),")
     assert got["HEAVY"] == ""
     assert got["PYARROW"] == "False"  # the query path reads through DuckDB only
+
+
+def test_query_is_parsed_without_typer(tmp_path):
+    """medbench query starts light: argparse, not typer; rich only for a terminal's table."""
+    tables = build_release(tmp_path / "tables")
+    got = probe(tables, "('query', '--task', 'hippocampus', '--max-latency', '4ms'), "
+                        "('--tables', " + repr(str(tables)) + ", 'query', '--format', 'csv'), "
+                        "('query', '--bogus'),")
+    assert got["TYPER"] == "False" and got["RICH"] == "False"
+    assert probe(tables, "('tasks',),")["TYPER"] == "True"  # the other commands use typer
 
 
 def test_validate_loads_no_torch(tmp_path):
