@@ -152,8 +152,7 @@ def entry() -> None:
     query (``benchmarks/query_startup.py``) and has nothing left to finish."""
     args = sys.argv[1:]
     code = _run(args)
-    root = split_root(args or ["--help"])
-    if root is None or root[1] != "query":
+    if not _is_query(args):
         sys.exit(code)
     try:
         sys.stdout.flush()
@@ -163,13 +162,18 @@ def entry() -> None:
     os._exit(code)
 
 
-def _run(args: list[str]) -> int:
-    if not args:
-        args = ["--help"]
+def _is_query(args: list[str]) -> bool:
     root = split_root(args)
+    return root is not None and root[1] == "query"
+
+
+def _run(args: list[str]) -> int:
+    """Run a command; its exit code (user errors printed as one line: 2)."""
+    args = args or ["--help"]
     try:
-        if root is not None and root[1] == "query":
-            run_query(root[0], root[2])
+        if _is_query(args):
+            tables, _, rest = split_root(args)
+            run_query(tables, rest)
             return 0
         from medbench.commands import run_app
 
