@@ -11,7 +11,7 @@ import numpy as np
 __all__ = ["spearman", "kendall", "bootstrap_ci", "top_precision"]
 
 
-def _defined(name: str):
+def _defined(name: str, resampled=None):
     def stat(a, b) -> float:
         """NaN where a rank correlation is undefined (a constant input)."""
         from scipy import stats
@@ -20,26 +20,79 @@ def _defined(name: str):
         if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
             return float("nan")
         return float(getattr(stats, name)(a, b).statistic)
+    stat.resampled = resampled  # the statistic of many resamples at once (bootstrap_ci)
     return stat
 
 
-spearman = _defined("spearmanr")
-kendall = _defined("kendalltau")
+def _resampled_ranks(v: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """The average ranks (1-based, ties averaged, as scipy's ``rankdata``) of each resample
+    ``v[idx[r]]``, from its draw counts of each distinct value: no sorting per resample."""
+    _, group = np.unique(v, return_inverse=True)
+    drawn = group[idx]
+    per_value = _draws(drawn, group.max() + 1)
+    rank_of = np.cumsum(per_value, axis=1) - per_value + (per_value + 1) / 2
+    return np.take_along_axis(rank_of, drawn, axis=1)
+
+
+def _spearman_resampled(x: np.ndarray, y: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Spearman's rho of each resample ``x[idx[r]], y[idx[r]]``: Pearson's r of the average
+    ranks, as scipy computes it; NaN for a constant resample."""
+    rx, ry = (_resampled_ranks(v, idx) for v in (x, y))
+    rx -= rx.mean(1, keepdims=True)
+    ry -= ry.mean(1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (rx * ry).sum(1) / np.sqrt((rx * rx).sum(1) * (ry * ry).sum(1))
+
+
+def _draws(idx: np.ndarray, k: int) -> np.ndarray:
+    """How often each resample (row of ``idx``, values below ``k``) draws each value."""
+    rows = np.arange(len(idx))[:, None] * k
+    return np.bincount((rows + idx).ravel(), minlength=len(idx) * k).reshape(-1, k)
+
+
+def _tied_pairs(v: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Pairs of drawn items with equal ``v`` in each resample."""
+    _, group = np.unique(v, return_inverse=True)
+    per_value = _draws(group[idx], group.max() + 1).astype(float)
+    return (per_value * (per_value - 1) / 2).sum(1)
+
+
+def _kendall_resampled(x: np.ndarray, y: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Kendall's tau-b of each resample, from how often it draws each item: with ``c`` the
+    draw counts and ``M`` the pairwise concordance signs, concordant minus discordant pairs
+    is ``c M c / 2`` (exact in floating point: small integers), over the square root of the
+    untied pair counts, as scipy's tau-b. Memory grows with the square of the items, so
+    beyond a few thousand the resamples are scored one by one."""
+    m = len(x)
+    if m > 3000:
+        return np.array([kendall(x[i], y[i]) for i in idx])
+    counts = _draws(idx, m).astype(float)
+    signs = np.sign(x[:, None] - x[None, :]) * np.sign(y[:, None] - y[None, :])
+    s = ((counts @ signs) * counts).sum(1) / 2
+    total = idx.shape[1] * (idx.shape[1] - 1) / 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return s / np.sqrt(total - _tied_pairs(x, idx)) / np.sqrt(total - _tied_pairs(y, idx))
+
+
+spearman = _defined("spearmanr", _spearman_resampled)
+kendall = _defined("kendalltau", _kendall_resampled)
 
 
 def bootstrap_ci(x, y, stat, n: int, rng, level: float = 0.95) -> tuple[float, float]:
     """Percentile interval of ``stat(x, y)`` over ``n`` resamples of the pairs (NaN, NaN if
-    no resample gives a value)."""
+    no resample gives a value). Resamples with fewer than three distinct pairs are skipped;
+    :data:`spearman` and :data:`kendall` score all resamples at once."""
     x, y = np.asarray(x, float), np.asarray(y, float)
-    values = []
-    for _ in range(n):
-        idx = rng.integers(len(x), size=len(x))
-        if len(set(idx.tolist())) < 3:
-            continue
-        v = stat(x[idx], y[idx])
-        if v == v:
-            values.append(v)
-    if not values:
+    idx = rng.integers(len(x), size=(n, len(x)))  # the same draws as n draws of len(x)
+    ordered = np.sort(idx, axis=1)
+    idx = idx[1 + (np.diff(ordered, axis=1) != 0).sum(1) >= 3]
+    many = getattr(stat, "resampled", None)
+    if many is not None:
+        values = many(x, y, idx)
+    else:
+        values = np.array([stat(x[i], y[i]) for i in idx])
+    values = values[~np.isnan(values)]
+    if not len(values):
         return (float("nan"), float("nan"))
     lo, hi = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
     return float(lo), float(hi)

@@ -56,6 +56,29 @@ def test_known_correlations(release):
     assert rows["mstf_f2"].spearman == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize("n", [4, 12, 60])
+def test_bootstrap_scores_all_resamples_as_scipy_scores_each(n):
+    """The vectorised Spearman and Kendall resamples give scipy's value for every resample
+    (ties and constant resamples included), so the intervals equal the one-by-one loop's."""
+    from medbench.rankstats import bootstrap_ci, kendall, spearman
+
+    rng = np.random.default_rng(n)
+    x = np.round(rng.normal(size=n), 1)
+    y = np.round(x + rng.normal(size=n), 0)  # many ties
+    for stat in (spearman, kendall):
+        one_by_one = lambda a, b, stat=stat: stat(a, b)  # noqa: E731 - no vectorised form
+        fast = bootstrap_ci(x, y, stat, 300, np.random.default_rng(1))
+        slow = bootstrap_ci(x, y, one_by_one, 300, np.random.default_rng(1))
+        assert fast == pytest.approx(slow, abs=1e-12) and fast[0] <= fast[1]
+        idx = np.random.default_rng(2).integers(n, size=(50, n))
+        many = stat.resampled(x, y, idx)
+        each = np.array([stat(x[i], y[i]) for i in idx])
+        assert np.array_equal(np.isnan(many), np.isnan(each))
+        assert many[~np.isnan(many)] == pytest.approx(each[~np.isnan(each)], abs=1e-12)
+    assert all(np.isnan(bootstrap_ci([1.0, 1.0, 1.0], [1.0, 2.0, 3.0], spearman, 50,
+                                     np.random.default_rng(0))))
+
+
 def test_each_method_is_judged_on_its_own_metric(release):
     """Supernet-inherited accuracies are a second group, never mixed with standalone ones."""
     add_proxies(release)
