@@ -6,6 +6,12 @@ every row the job produced, its ``runs`` row included. A job writes into ``stagi
 and the finished folder is renamed into ``jobs/`` in one step, so a killed builder leaves at
 most an unfinished staging folder (deleted on the next start) and never a partial or
 duplicated job. A rerun skips every job whose folder exists.
+
+A long job may also save its state to ``checkpoints/<key>.pt`` (:meth:`WorkDir.checkpoint`,
+written by :func:`save_checkpoint` in one rename) and, when started again after a kill, go
+on from there; the file is deleted once the job's folder is committed. Such a job notes
+``prior_seconds`` (what its earlier attempts spent up to the checkpoint) in ``job.args``, and
+its ``runs`` row counts them in ``seconds``.
 """
 
 from __future__ import annotations
@@ -26,7 +32,8 @@ from pathlib import Path
 from medbench.errors import BadValueError
 from medbench.release import write_rows
 
-__all__ = ["Job", "WorkDir", "git_commit", "torch_device", "device_name", "run_jobs"]
+__all__ = ["Job", "WorkDir", "git_commit", "torch_device", "device_name", "run_jobs",
+           "save_checkpoint"]
 
 
 @dataclass(frozen=True)
@@ -90,6 +97,11 @@ class WorkDir:
         self.root = Path(root)
         self.jobs = self.root / "jobs"
         self.staging = self.root / "staging"
+        self.checkpoints = self.root / "checkpoints"
+
+    def checkpoint(self, key: str) -> Path:
+        """Where job ``key`` keeps its state between attempts (kept across restarts)."""
+        return self.checkpoints / f"{key}.pt"
 
     def prepare(self) -> None:
         """Create the folders and delete what a killed run left in staging."""
@@ -135,6 +147,20 @@ class WorkDir:
         return final
 
 
+def save_checkpoint(path: Path, state: dict) -> None:
+    """Write a job's state with ``torch.save`` to a temporary file, then rename it over
+    ``path`` in one step: a kill leaves the previous checkpoint or the new one, never half."""
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        torch.save(state, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
@@ -148,9 +174,11 @@ def _attempt(run: Callable[[Job, str], dict[str, list[dict]]], job: Job, run_id:
     except Exception as e:  # noqa: BLE001 - a failed job is recorded, not fatal
         rows, status = {}, "failed"
         error = (traceback.format_exception_only(type(e), e)[-1].strip())[:500]
-    # job.args comes back too: a job may note facts about its run there (runs.args).
+    # job.args comes back too: a job may note facts about its run there (runs.args), such as
+    # the seconds its earlier, checkpointed attempts spent.
+    seconds = time.perf_counter() - t0 + float(job.args.get("prior_seconds", 0.0))
     return {"rows": rows, "status": status, "error": error, "started": started,
-            "finished": _now(), "seconds": time.perf_counter() - t0, "args": job.args}
+            "finished": _now(), "seconds": seconds, "args": job.args}
 
 
 def _failed(job: Job, error: BaseException) -> dict:
@@ -287,6 +315,8 @@ def run_jobs(work: WorkDir, jobs: Iterable[Job], run: Callable[[Job, str], dict[
                 "error": r["error"], "started_at": r["started"], "finished_at": r["finished"],
                 "seconds": r["seconds"], "rows_written": n_rows})
             work.commit(run_id, job.key, rows, r["status"])
+            if r["status"] == "ok":
+                work.checkpoint(job.key).unlink(missing_ok=True)
             counts["ran"] += 1
             counts[r["status"]] += 1
             counts["seconds"] += r["seconds"]

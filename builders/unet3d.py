@@ -18,6 +18,12 @@ selection on validation or test).
 Metrics (MONAI, foreground classes): Dice, Jaccard and HD95 per class and their mean; a class
 that a network does not predict at all gets Dice 0 and HD95 equal to the padded volume's
 diagonal.
+
+A job saves its state after every epoch (weights, optimiser, schedule, the curve so far and
+every random state: the loader's shuffle, the augmentations', torch's, numpy's, Python's) to
+the work folder's ``checkpoints/``, so a job killed in flight (a session's end) goes on from
+its last epoch when the builder runs again, with the same numbers as a run never stopped;
+jobs longer than a session (the DynUNet on a CPU) finish over several.
 """
 
 from __future__ import annotations
@@ -30,7 +36,8 @@ from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 
-from builders.jobs import Job, WorkDir, add_backend_args, device_name, run_jobs, torch_device
+from builders.jobs import (Job, WorkDir, add_backend_args, device_name, run_jobs,
+                           save_checkpoint, torch_device)
 from medbench import spaces
 from medbench.catalog import resolve_task
 from medbench.errors import MedbenchError
@@ -136,9 +143,84 @@ def _metrics(net, loader, n_classes: int, device, spatial: tuple[int, ...],
             "dice_per_class": d, "jaccard_per_class": j, "hd95_mm_per_class": h}
 
 
+def _random_states(obj) -> list:
+    """Every numpy ``RandomState`` reachable through the attributes of MONAI objects from
+    ``obj`` (a random transform keeps one, and so may each transform inside it), in a fixed
+    order."""
+    import numpy as np
+
+    found, seen = [], set()
+
+    def walk(o) -> None:
+        if id(o) in seen:
+            return
+        seen.add(id(o))
+        if isinstance(o, np.random.RandomState):
+            found.append(o)
+        elif isinstance(o, (list, tuple)):
+            for x in o:
+                walk(x)
+        elif isinstance(o, dict):
+            for x in o.values():
+                walk(x)
+        elif type(o).__module__.startswith("monai.") and hasattr(o, "__dict__"):
+            for x in vars(o).values():
+                walk(x)
+
+    walk(obj)
+    return found
+
+
+def _random_state(loader_gen, transform) -> dict:
+    import random
+
+    import numpy as np
+    import torch
+
+    return {"loader": loader_gen.get_state(), "torch": torch.get_rng_state(),
+            "numpy": np.random.get_state(), "python": random.getstate(),
+            "transforms": [r.get_state() for r in _random_states(transform)]}
+
+
+def _set_random_state(state: dict, loader_gen, transform) -> None:
+    import random
+
+    import numpy as np
+    import torch
+
+    loader_gen.set_state(state["loader"])
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    rs = _random_states(transform)
+    if len(rs) != len(state["transforms"]):
+        raise MedbenchError("checkpoint: the augmentations changed since it was saved")
+    for r, st in zip(rs, state["transforms"]):
+        r.set_state(st)
+
+
+def _load_checkpoint(path: Path | None, ident: dict, device: str) -> dict | None:
+    """The state saved for this job, or None (none saved, another job's, or unreadable: the
+    job then starts afresh)."""
+    import torch
+
+    if path is None or not path.is_file():
+        return None
+    try:  # our own file in the work folder; it holds numpy random states, hence no weights_only
+        state = torch.load(path, map_location=device, weights_only=False)
+    except Exception:  # noqa: BLE001 - a damaged checkpoint costs a restart, not the job
+        return None
+    return state if state.get("ident") == ident else None
+
+
 def train_and_evaluate(task, space: str, arch_id: str, seed: int, recipe: Recipe, device: str,
-                       run_id: str, cache: dict) -> dict[str, list[dict]]:
-    """Train one network and return its rows for every table it touches."""
+                       run_id: str, cache: dict, checkpoint: Path | None = None,
+                       notes: dict | None = None) -> dict[str, list[dict]]:
+    """Train one network and return its rows for every table it touches.
+
+    With ``checkpoint``, the state is saved there after every epoch and, if a state of this
+    job is there already, training goes on from it; ``notes`` (the job's ``args``) then
+    records the epoch it resumed after and the seconds spent before (``prior_seconds``)."""
     import torch
     from monai.data import CacheDataset, DataLoader
     from monai.losses import DiceCELoss
@@ -172,7 +254,19 @@ def train_and_evaluate(task, space: str, arch_id: str, seed: int, recipe: Recipe
     curves, elapsed = [], 0.0
     key = {"space": space, "arch_id": arch_id, "task": task.task, "method": "standalone",
            "seed": seed}
-    for epoch in range(1, recipe.epochs + 1):
+    t_start, prior, first = time.perf_counter(), 0.0, 1
+    ident = {**key, "recipe": asdict(recipe)}
+    saved = _load_checkpoint(checkpoint, ident, device)
+    if saved is not None:
+        net.load_state_dict(saved["net"])
+        opt.load_state_dict(saved["opt"])
+        sched.load_state_dict(saved["sched"])
+        _set_random_state(saved["random"], gen, data["train"].transform)
+        curves, elapsed, prior = saved["curves"], saved["elapsed"], saved["seconds"]
+        first = saved["epoch"] + 1
+        if notes is not None:
+            notes.update(resumed_from_epoch=saved["epoch"], prior_seconds=prior)
+    for epoch in range(first, recipe.epochs + 1):
         t0 = time.perf_counter()
         net.train()
         total, n = 0.0, 0
@@ -189,7 +283,13 @@ def train_and_evaluate(task, space: str, arch_id: str, seed: int, recipe: Recipe
         val_dice = _metrics(net, val, n_classes, device, recipe.spatial_size,
                             full=False)["dice"]
         curves.append({**key, "epoch": epoch, "train_loss": total / n, "val_dice": val_dice,
-                       "elapsed_seconds": elapsed, "run_id": run_id})
+                       "elapsed_seconds": elapsed})
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, {
+                "ident": ident, "epoch": epoch, "net": net.state_dict(),
+                "opt": opt.state_dict(), "sched": sched.state_dict(), "curves": curves,
+                "elapsed": elapsed, "seconds": prior + time.perf_counter() - t_start,
+                "random": _random_state(gen, data["train"].transform)})
     final = {part: _metrics(net, loader, n_classes, device, recipe.spatial_size)
              for part, loader in (("val", val), ("test", test))}
     evaluation = {**key, "epochs": recipe.epochs, "train_seconds": elapsed,
@@ -200,7 +300,7 @@ def train_and_evaluate(task, space: str, arch_id: str, seed: int, recipe: Recipe
     shape = [task.n_channels, *recipe.spatial_size]
     return {
         "evaluations": [evaluation],
-        "curves": curves,
+        "curves": [{**c, "run_id": run_id} for c in curves],
         "architectures": [{"space": space, "arch_id": arch_id, "arch_index": arch_index,
                            "config": config, "run_id": run_id}],
         "costs": [{"space": space, "arch_id": arch_id, "task": task.task, "params": params,
@@ -245,14 +345,17 @@ def _macs(net, in_channels: int, spatial: tuple[int, int, int], device) -> int:
 
 
 def train_job(job: Job, run_id: str, *, task, recipe: Recipe, device: str, threads: int,
-              cache: dict) -> dict[str, list[dict]]:
-    """One job of the build, wherever the backend runs it (module level, so it pickles)."""
+              cache: dict, work: WorkDir | None = None) -> dict[str, list[dict]]:
+    """One job of the build, wherever the backend runs it (module level, so it pickles);
+    with ``work``, checkpointed in its ``checkpoints/``."""
     if threads:
         import torch
 
         torch.set_num_threads(threads)
     return train_and_evaluate(task, job.args["space"], job.args["arch_id"], job.args["seed"],
-                              recipe, device, run_id, cache)
+                              recipe, device, run_id, cache,
+                              checkpoint=work.checkpoint(job.key) if work else None,
+                              notes=job.args)
 
 
 def released(tables: str, task: str, recipe: Recipe) -> set[tuple[str, str, int]]:
@@ -345,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
             torch.set_num_threads(threads)
         counts = run_jobs(
             work, jobs, partial(train_job, task=task, recipe=recipe, device=device,
-                                threads=threads, cache={}),
+                                threads=threads, cache={}, work=work),
             builder=BUILDER, version=VERSION, device=device_name(device),
             describe=lambda j: f"{j.args['arch_id']} seed {j.args['seed']}",
             backend=args.backend, workers=args.workers, cpus_per_job=threads or 1,
