@@ -7,9 +7,10 @@ and the finished folder is renamed into ``jobs/`` in one step, so a killed build
 most an unfinished staging folder (deleted on the next start) and never a partial or
 duplicated job. A rerun skips every job whose folder exists.
 
-A long job may also save its state to ``checkpoints/<key>.pt`` (:meth:`WorkDir.checkpoint`,
+A long job may also save its state to ``resume/<key>.pt`` (:meth:`WorkDir.checkpoint`,
 written by :func:`save_checkpoint` in one rename) and, when started again after a kill, go
-on from there; the file is deleted once the job's folder is committed. Such a job notes
+on from there; the file is deleted once the job's folder is committed. (``checkpoints/`` is
+a builder's own: the supernet's epochs, which later jobs read.) Such a job notes
 ``prior_seconds`` (what its earlier attempts spent up to the checkpoint) in ``job.args``, and
 its ``runs`` row counts them in ``seconds``.
 """
@@ -97,11 +98,11 @@ class WorkDir:
         self.root = Path(root)
         self.jobs = self.root / "jobs"
         self.staging = self.root / "staging"
-        self.checkpoints = self.root / "checkpoints"
+        self.resume = self.root / "resume"
 
     def checkpoint(self, key: str) -> Path:
         """Where job ``key`` keeps its state between attempts (kept across restarts)."""
-        return self.checkpoints / f"{key}.pt"
+        return self.resume / f"{key}.pt"
 
     def prepare(self) -> None:
         """Create the folders and delete what a killed run left in staging."""
@@ -150,15 +151,15 @@ class WorkDir:
 def save_checkpoint(path: Path, state: dict) -> None:
     """Write a job's state with ``torch.save`` to a temporary file, then rename it over
     ``path`` in one step: a kill leaves the previous checkpoint or the new one, never half."""
+    import io
+
     import torch
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    from medbench.manifest import atomic_write_bytes
+
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def _now() -> datetime:

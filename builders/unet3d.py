@@ -21,7 +21,7 @@ diagonal.
 
 A job saves its state after every epoch (weights, optimiser, schedule, the curve so far and
 every random state: the loader's shuffle, the augmentations', torch's, numpy's, Python's) to
-the work folder's ``checkpoints/``, so a job killed in flight (a session's end) goes on from
+the work folder's ``resume/``, so a job killed in flight (a session's end) goes on from
 its last epoch when the builder runs again, with the same numbers as a run never stopped;
 jobs longer than a session (the DynUNet on a CPU) finish over several.
 """

@@ -191,7 +191,7 @@ def test_a_killed_job_goes_on_from_its_last_epoch_with_the_same_numbers(tiny_msd
         if state["epoch"] == 2:
             raise Killed
 
-    ckpt = tmp_path / "work" / "checkpoints" / "job.pt"
+    ckpt = tmp_path / "work" / "resume" / "job.pt"
     monkeypatch.setattr(unet3d, "save_checkpoint", kill_after_epoch_two)
     with pytest.raises(Killed):
         train_and_evaluate(task, "unet3d", arch, 3, recipe, "cpu", "r2", {}, checkpoint=ckpt)
