@@ -33,6 +33,13 @@ def finished(work: Path) -> dict[str, str]:
     return out
 
 
+def _staging_ctime(work: Path) -> int | None:
+    try:
+        return (work / "staging").stat().st_ctime_ns
+    except FileNotFoundError:
+        return None
+
+
 def check_complete(work: Path, tables: Path) -> None:
     import medbench
 
@@ -53,10 +60,17 @@ def test_sigkill_at_random_moments(tmp_path):
         work, tables = tmp_path / f"work{rounds}", tmp_path / f"tables{rounds}"
         done: dict[str, str] = {}
         while len(done) < N_JOBS:
+            before = _staging_ctime(work)
             proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "kill_target.py"),
                                      str(work), str(N_JOBS)], env=env,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            time.sleep(rng.uniform(0.3, 1.5))  # start-up ~0.5 s, then jobs of 20-80 ms
+            # Kill while jobs run (20-80 ms each), however long start-up takes on a busy
+            # machine: from when the builder has (re)made its staging folder.
+            deadline = time.monotonic() + 60
+            while (_staging_ctime(work) == before and proc.poll() is None
+                   and time.monotonic() < deadline):
+                time.sleep(0.01)
+            time.sleep(rng.uniform(0.0, 1.0))
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
                 kills += 1
