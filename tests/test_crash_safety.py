@@ -70,7 +70,7 @@ def test_sigkill_at_random_moments(tmp_path):
             while (_staging_ctime(work) == before and proc.poll() is None
                    and time.monotonic() < deadline):
                 time.sleep(0.01)
-            time.sleep(rng.uniform(0.0, 1.0))
+            time.sleep(rng.uniform(0.0, 2.0))
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
                 kills += 1
