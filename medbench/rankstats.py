@@ -27,9 +27,7 @@ def _defined(name: str, resampled=None):
 def _resampled_ranks(v: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """The average ranks (1-based, ties averaged, as scipy's ``rankdata``) of each resample
     ``v[idx[r]]``, from its draw counts of each distinct value: no sorting per resample."""
-    _, group = np.unique(v, return_inverse=True)
-    drawn = group[idx]
-    per_value = _draws(drawn, group.max() + 1)
+    drawn, per_value = _value_draws(v, idx)
     rank_of = np.cumsum(per_value, axis=1) - per_value + (per_value + 1) / 2
     return np.take_along_axis(rank_of, drawn, axis=1)
 
@@ -50,10 +48,17 @@ def _draws(idx: np.ndarray, k: int) -> np.ndarray:
     return np.bincount((rows + idx).ravel(), minlength=len(idx) * k).reshape(-1, k)
 
 
+def _value_draws(v: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each drawn item's index among the sorted distinct values of ``v``, and how often each
+    resample draws each distinct value."""
+    _, group = np.unique(v, return_inverse=True)
+    drawn = group[idx]
+    return drawn, _draws(drawn, group.max() + 1)
+
+
 def _tied_pairs(v: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """Pairs of drawn items with equal ``v`` in each resample."""
-    _, group = np.unique(v, return_inverse=True)
-    per_value = _draws(group[idx], group.max() + 1).astype(float)
+    per_value = _value_draws(v, idx)[1].astype(float)
     return (per_value * (per_value - 1) / 2).sum(1)
 
 
@@ -84,8 +89,7 @@ def bootstrap_ci(x, y, stat, n: int, rng, level: float = 0.95) -> tuple[float, f
     :data:`spearman` and :data:`kendall` score all resamples at once."""
     x, y = np.asarray(x, float), np.asarray(y, float)
     idx = rng.integers(len(x), size=(n, len(x)))  # the same draws as n draws of len(x)
-    ordered = np.sort(idx, axis=1)
-    idx = idx[1 + (np.diff(ordered, axis=1) != 0).sum(1) >= 3]
+    idx = idx[(_draws(idx, len(x)) > 0).sum(1) >= 3]
     many = getattr(stat, "resampled", None)
     if many is not None:
         values = many(x, y, idx)
