@@ -67,7 +67,7 @@ def mednns_speed(root: str, n: int, name: str = "breastmnist", recalibrate: int 
     from builders import medmnist_data
     from builders import mednns_supernet as zoo
     from builders.jobs import Job
-    from builders.medmnist_train import _scores
+    from builders.medmnist_train import EVAL_BATCH, _scores
     from builders.unet3d import _macs
     from medbench.spaces import _mednns_supernet as sn
     from medbench.spaces import mednns
@@ -101,7 +101,7 @@ def mednns_speed(root: str, n: int, name: str = "breastmnist", recalibrate: int 
         sn.recalibrate(sub, recal)
         t.append(time.perf_counter())
         for x in xs.values():
-            _scores(sub, x, 512, "cpu")
+            _scores(sub, x, EVAL_BATCH, "cpu")
         t.append(time.perf_counter())
         _macs(sub, task.n_channels, tuple(xs["val"].shape[2:]), "cpu")
         t.append(time.perf_counter())
@@ -111,6 +111,26 @@ def mednns_speed(root: str, n: int, name: str = "breastmnist", recalibrate: int 
     print(f"mednns on {name}: {n} subnets, {recalibrate} recalibration + "
           f"{sum(len(x) for x in xs.values())} val/test images each; {3600 * n / sec:.0f} "
           f"subnets per hour per core ({sec / n:.2f} s each: {split})")
+    # The evaluation batch, side by side: every branch's last batch norm gets a non-zero
+    # scale (untrained, they are 0 and the branches would add nothing to compare)
+    for m in net.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            torch.nn.init.uniform_(m.weight, 0.5, 1.5)
+    sizes = sorted({512, EVAL_BATCH, 128})
+    seconds = dict.fromkeys(sizes, 0.0)
+    for arch_id in ids:
+        sub = sn.recalibrate(sn.extract(net, mednns.from_id(arch_id)).to(memory_format=layout),
+                             recal)
+        outs = {}
+        for size in sizes:
+            t0 = time.perf_counter()
+            outs[size] = [_scores(sub, x, size, "cpu") for x in xs.values()]
+            seconds[size] += time.perf_counter() - t0
+        assert all(torch.equal(a, b) for size in sizes
+                   for a, b in zip(outs[size], outs[512])), "logits depend on the batch"
+    print("  val + test per subnet by images per forward pass (identical logits): "
+          + ", ".join(f"{size}: {seconds[size] / n:.2f} s ({seconds[512] / seconds[size]:.2f}x)"
+                      for size in sizes))
 
 
 def recalibration_sizes(root: str, name: str, checkpoint: str, n: int,
@@ -125,7 +145,7 @@ def recalibration_sizes(root: str, name: str, checkpoint: str, n: int,
 
     from builders import medmnist_data
     from builders import mednns_supernet as zoo
-    from builders.medmnist_train import _metrics, _scores
+    from builders.medmnist_train import EVAL_BATCH, _metrics, _scores
     from medbench.spaces import _mednns_supernet as sn
     from medbench.spaces import mednns
 
@@ -142,14 +162,14 @@ def recalibration_sizes(root: str, name: str, checkpoint: str, n: int,
     seconds = dict.fromkeys(sizes, 0.0)
     for arch in archs:
         sub = sn.extract(net, arch).to(memory_format=layout).eval()
-        acc[0].append(_metrics(task, _scores(sub, x_val, 512, "cpu"), "val")["acc"])
+        acc[0].append(_metrics(task, _scores(sub, x_val, EVAL_BATCH, "cpu"), "val")["acc"])
         for k in sizes:
             images = zoo.recalibration_images(task, k, 0).contiguous(memory_format=layout)
             sub = sn.extract(net, arch).to(memory_format=layout)
             t0 = time.perf_counter()
             sn.recalibrate(sub, images)
             seconds[k] += time.perf_counter() - t0
-            acc[k].append(_metrics(task, _scores(sub, x_val, 512, "cpu"), "val")["acc"])
+            acc[k].append(_metrics(task, _scores(sub, x_val, EVAL_BATCH, "cpu"), "val")["acc"])
     ref = np.array(acc[sizes[-1]])
     print(f"mednns on {name}, {n} zoo subnets, val accuracy by recalibration images "
           f"(reference: {sizes[-1]}):")

@@ -141,7 +141,7 @@ def train_chunk(job: Job, run_id: str, *, task, recipe: Recipe, device: str, wor
     import numpy as np
     import torch
 
-    from builders.medmnist_train import _metrics, _scores
+    from builders.medmnist_train import EVAL_BATCH, _metrics, _scores
     from medbench.spaces import _mednns_supernet as sn
     from medbench.spaces import mednns
 
@@ -201,8 +201,8 @@ def train_chunk(job: Job, run_id: str, *, task, recipe: Recipe, device: str, wor
     job.args["elapsed_seconds"] = elapsed
     for label, arch in (("largest", mednns.largest()), ("smallest", mednns.smallest())):
         sub = sn.extract(net, arch)
-        job.args[f"val_acc_{label}"] = _metrics(task, _scores(sub, x["val"], 512, device),
-                                                "val")["acc"]
+        logits = _scores(sub, x["val"], EVAL_BATCH, device)
+        job.args[f"val_acc_{label}"] = _metrics(task, logits, "val")["acc"]
     return {}
 
 
@@ -232,7 +232,7 @@ def evaluate_chunk(job: Job, run_id: str, *, task, recipe: Recipe, device: str,
     """Val and test accuracy, AUC and loss of a chunk of subnets, each recalibrated."""
     import torch
 
-    from builders.medmnist_train import _metrics, _scores
+    from builders.medmnist_train import EVAL_BATCH, _metrics, _scores
     from builders.unet3d import _macs
     from medbench.spaces import _mednns_supernet as sn
     from medbench.spaces import mednns
@@ -263,7 +263,7 @@ def evaluate_chunk(job: Job, run_id: str, *, task, recipe: Recipe, device: str,
                "seed": recipe.seed, "epochs": cache["epochs"], "device": device_name(device),
                "run_id": run_id}
         for part in ("val", "test"):
-            logits = _scores(sub, x[part], 512, device)
+            logits = _scores(sub, x[part], EVAL_BATCH, device)
             for name, value in _metrics(task, logits, part).items():
                 row[f"{part}_{name}"] = value
             row[f"{part}_loss"] = float(loss_fn(logits, y[part]))
