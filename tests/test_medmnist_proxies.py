@@ -15,10 +15,10 @@ from medbench.errors import MedbenchError  # noqa: E402
 from medbench.spaces import mstf  # noqa: E402
 
 
-def synthetic(name="breastmnist", n=40, size=8, channels=None):
+def synthetic(name="breastmnist", n=40, size=8, channels=None, dims=2):
     info = medmnist.INFO[name]
     rng = np.random.default_rng(0)
-    shape = (n, size, size) if channels is None else (n, size, size, channels)
+    shape = (n, *(size,) * dims, *(() if channels is None else (channels,)))
     arrays = {}
     for part in ("train", "val", "test"):
         arrays[f"{part}_images"] = rng.integers(0, 256, shape, dtype=np.uint8)

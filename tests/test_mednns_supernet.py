@@ -136,6 +136,27 @@ def test_training_resumes_to_the_same_weights_and_evaluates_a_zoo(tmp_path):
         for a in archs]
 
 
+def test_a_3d_set_trains_a_3d_supernet_and_evaluates_its_zoo(tmp_path):
+    task = synthetic("adrenalmnist3d", n=12, size=8, dims=3)
+    assert task.dims == 3
+    recipe = zoo.Recipe(steps=(1, 0, 0, 1), chunk_steps=1, batch_size=4, random_subnets=1)
+    work = WorkDir(tmp_path / "w")
+    assert _build(work, task, recipe, zoo.plan_training(recipe))["ok"] == 2
+    state = torch.load(zoo.trained(work, recipe), weights_only=False)["model"]
+    assert {v.dim() for v in state.values() if v.dim() > 2} == {5}  # 3D convolutions only
+    archs = [x.arch_id for x in mednns.sample_choices(2, np.random.default_rng(1))]
+    rows = zoo.evaluate_chunk(zoo.Job("eval-00000", {"archs": archs}), "r1", task=task,
+                              recipe=recipe, device="cpu", checkpoint=zoo.trained(work, recipe),
+                              n_recalibrate=4, cache={})
+    assert [r["task"] for r in rows["evaluations"]] == ["medmnist/adrenalmnist3d"] * 2
+    assert all(0 <= r[f"{p}_{m}"] <= 1 for r in rows["evaluations"] for p in ("val", "test")
+               for m in ("acc", "auc"))
+    assert [c["input_shape"] for c in rows["costs"]] == [[1, 8, 8, 8]] * 2
+    assert [c["params"] for c in rows["costs"]] == [
+        sum(p.numel() for p in mednns.build(mednns.from_id(a), 1, 2, dims=3).parameters())
+        for a in archs]
+
+
 def test_recalibration_images_are_fixed_by_the_seed():
     task = synthetic("breastmnist", n=30, size=8)
     a, b = zoo.recalibration_images(task, 10, 0), zoo.recalibration_images(task, 10, 0)
