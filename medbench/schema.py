@@ -34,7 +34,7 @@ __all__ = [
 
 #: Version of the table contract. Bump the minor part for added nullable columns or tables,
 #: the major part for anything that changes the meaning or type of a released column.
-SCHEMA_VERSION = "1.2"
+SCHEMA_VERSION = "1.3"
 
 
 @dataclass(frozen=True)
@@ -347,6 +347,12 @@ _register(Table(
         Column("cpu_cores", "INTEGER", "logical CPU cores visible to the process", min=1),
         Column("memory_gb", "DOUBLE", "system memory", unit="GB", min=0.0),
         Column("gpu_model", "VARCHAR", "GPU model name, if any"),
+        Column("cpu_signature", "VARCHAR", "x86 family/model/stepping or ARM implementer/part/"
+               "variant/revision from /proc/cpuinfo (NULL: not recorded, before schema 1.3)"),
+        Column("cpu_isa", "VARCHAR", "vector instruction sets the CPU reports, fastest first "
+               "(e.g. 'avx512f avx2 avx sse4_2'; NULL: not recorded, before schema 1.3)"),
+        Column("cache_kb", "INTEGER", "the 'cache size' /proc/cpuinfo reports per core "
+               "(NULL: not reported, or before schema 1.3)", unit="KB", min=0),
         Column("os", "VARCHAR", "operating system and kernel"),
         Column("python_version", "VARCHAR", "Python version"),
         Column("torch_version", "VARCHAR", "PyTorch version"),

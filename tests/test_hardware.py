@@ -33,7 +33,89 @@ def test_probe_reads_the_system():
     assert row["cpu_cores"] >= 1 and row["memory_gb"] > 0
     assert row["torch_version"] == torch.__version__ and row["os"]
     assert row["device"].endswith(f"-{row['cpu_cores']}c") and row["kind"] in ("cpu", "edge")
+    ident = hardware.cpu_identity(Path("/proc/cpuinfo").read_text()) \
+        if Path("/proc/cpuinfo").exists() else None
+    if ident and ident["tag"]:  # Linux: the CPU's family/model and ISA are in the id
+        assert ident["tag"] in row["device"] and row["cpu_signature"] == ident["cpu_signature"]
     assert hardware.probe_device("rpi4")["device"] == "rpi4"
+
+
+X86 = """processor\t: 0
+vendor_id\t: AuthenticAMD
+cpu family\t: 25
+model\t\t: 17
+model name\t: AMD EPYC
+stepping\t: 1
+cache size\t: 1024 KB
+flags\t\t: fpu sse4_2 avx fma avx2 bmi2
+
+processor\t: 1
+cpu family\t: 99
+model name\t: AMD EPYC
+flags\t\t: avx512f
+"""
+
+PI4 = """processor\t: 0
+BogoMIPS\t: 108.00
+Features\t: fp asimd evtstrm crc32 cpuid
+CPU implementer\t: 0x41
+CPU architecture: 8
+CPU variant\t: 0x0
+CPU part\t: 0xd08
+CPU revision\t: 3
+
+Hardware\t: BCM2835
+Model\t\t: Raspberry Pi 4 Model B Rev 1.4
+"""
+
+
+def test_cpu_identity_reads_x86_and_arm():
+    assert hardware.cpu_identity(X86) == {
+        "cpu_signature": "family 25 model 17 stepping 1", "cpu_isa": "avx2 avx sse4_2",
+        "cache_kb": 1024, "tag": "f25m17-avx2"}  # the first processor only
+    assert hardware.cpu_identity(PI4) == {
+        "cpu_signature": "implementer 0x41 part 0xd08 variant 0x0 revision 3",
+        "cpu_isa": "asimd", "cache_kb": None, "tag": "pd08-asimd"}
+    assert hardware.cpu_identity("") == {"cpu_signature": None, "cpu_isa": None,
+                                         "cache_kb": None, "tag": None}
+
+
+def test_one_model_name_on_other_hardware_is_another_device():
+    """Cloud CPUs share a model name ("AMD EPYC") across generations and hidden instruction
+    sets; the default id tells them apart."""
+    a = hardware.probe_device(cpuinfo=X86)
+    b = hardware.probe_device(cpuinfo=X86.replace("model\t\t: 17", "model\t\t: 1", 1))
+    c = hardware.probe_device(cpuinfo=X86.replace(" avx2", " avx512f avx2", 1))
+    assert a["device"] == f"amd-epyc-f25m17-avx2-{a['cpu_cores']}c"
+    assert b["device"].startswith("amd-epyc-f25m1-avx2-") and c["device"].startswith(
+        "amd-epyc-f25m17-avx512f-")
+    assert a["cpu_signature"] == "family 25 model 17 stepping 1" and a["cache_kb"] == 1024
+    pi = hardware.probe_device(cpuinfo=PI4)
+    assert pi["cpu_model"] == "Raspberry Pi 4 Model B Rev 1.4"
+    assert pi["device"].startswith("raspberry-pi-4-model-b-rev-1.4-pd08-asimd-")
+
+
+def test_a_device_id_is_never_reused_for_other_hardware(tmp_path, capsys, monkeypatch):
+    from medbench.release import write_manifest, write_rows
+
+    tables = tmp_path / "t"
+    write_task(tables, "msd/hippocampus", [1, 48, 64, 48], 3)
+    held = {**hardware.probe_device("box", cpuinfo=X86, run_id="r")}
+    write_rows(tables, "devices", [held], "d")
+    write_manifest(tables)
+    hardware.check_same_device(str(tables), held)  # the same hardware: fine
+    # before schema 1.3 the signature was not recorded: nothing to compare it with
+    hardware.check_same_device(str(tables), {**held, "cpu_signature": None})
+    other = hardware.probe_device("box", cpuinfo=X86.replace(" avx2", "", 1))
+    with pytest.raises(hardware.MedbenchError, match="other hardware .*cpu_isa"):
+        hardware.check_same_device(str(tables), other)
+    monkeypatch.setattr(hardware, "probe_device", lambda *a, **k: other)
+    code = hardware.main(["--tables", str(tables), "--only", "unet3d:" + hardware.CONTROL,
+                          "--device-name", "box", "--work", str(tmp_path / "w")])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "device 'box'" in err and "another --device-name" in err
+    assert not (tmp_path / "w").exists()
 
 
 def fake_rapl(root: Path, uj: int, wrap: int = 2**32) -> Path:
