@@ -546,6 +546,22 @@ def measured_in_tables(tables: str | None, task: str, device: str, runtimes: lis
             "threads) = ?", [task, device, wanted, len(wanted)]))
 
 
+def lut_blocks_in_tables(tables: str | None, task: str, device: str,
+                         threads: list[int]) -> set[str]:
+    """``unet3d`` blocks whose ONNX Runtime time ``tables`` holds for ``device`` at every
+    thread setting in ``threads``."""
+    if not tables or not Path(tables).is_dir():
+        return set()
+    import medbench
+
+    with medbench.open(tables) as store:
+        return {b for (b,) in store.fetchall(
+            f'SELECT block FROM "{store.view("latency_lut", task)}" WHERE task = ? AND '
+            "space = 'unet3d' AND device = ? AND runtime = 'onnxruntime' AND "
+            "list_contains(?, threads) GROUP BY block HAVING count(DISTINCT threads) = ?",
+            [task, device, sorted(set(threads)), len(set(threads))])}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m builders.hardware",
                                  description=__doc__.split("\n\n")[0])
@@ -621,6 +637,13 @@ def main(argv: list[str] | None = None) -> int:
             keys = sorted({k for _, a in archs if _ == "unet3d"
                            for k in unet3d.blocks(unet3d.from_id(a), shape[0])}) \
                 if args.lut_only_needed else unet3d.all_blocks(shape[0])
+            # blocks released for this device at every thread setting asked are not timed
+            # again, so the whole table (hours) can be built over several sessions
+            held = lut_blocks_in_tables(args.tables, task, device_row["device"], args.threads)
+            keys = [k for k in keys if k not in held]
+            if not keys:
+                raise MedbenchError(f"every block asked for is in {args.tables} for "
+                                    f"{device_row['device']} already")
             lut_settings = {"threads": args.threads, "repeats": args.repeats, "shape": shape}
             jobs = [Job(f"lut{i // 64:03d}-" + hashlib.sha256(json.dumps(
                 [keys[i:i + 64], lut_settings]).encode()).hexdigest()[:10],

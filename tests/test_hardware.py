@@ -364,6 +364,47 @@ def test_measure_blocks_and_fit_the_table(release, tmp_path, capsys):
         predict(lut, ["enc|l9|s1|i1|c4|k3|b1|r0"])
 
 
+def test_lut_build_skips_blocks_already_released(tmp_path, capsys):
+    """The whole table takes hours: a later session times only the blocks not yet released
+    for this device at every thread setting asked."""
+    import pyarrow.parquet as pq
+
+    from medbench.release import write_manifest, write_rows
+    from medbench.spaces import unet3d
+
+    tables = tmp_path / "t"
+    write_task(tables, "msd/hippocampus", [1, 48, 64, 48], 3)
+    arch = "s2|c4-8-16|k3-3-3|b1-1-1|r0-0-0"
+    needed = sorted(unet3d.blocks(unet3d.from_id(arch), 1))
+    common = {"space": "unet3d", "task": "msd/hippocampus", "runtime": "onnxruntime",
+              "latency_ms": 1.0, "n_repeats": 3, "run_id": "r"}
+    write_rows(tables, "latency_lut", [
+        {**common, "device": "box", "block": needed[0], "threads": 1},
+        {**common, "device": "box", "block": needed[1], "threads": 1},
+        {**common, "device": "box", "block": needed[1], "threads": 0},
+        {**common, "device": "other", "block": needed[2], "threads": 1}], "held")
+    write_manifest(tables)
+    assert hardware.lut_blocks_in_tables(str(tables), "msd/hippocampus", "box", [1]) == \
+        set(needed[:2])
+    assert hardware.lut_blocks_in_tables(str(tables), "msd/hippocampus", "box", [1, 0]) == \
+        {needed[1]}
+    args = ["--tables", str(tables), "--lut", "--lut-only-needed", "--only", f"unet3d:{arch}",
+            "--device-name", "box", "--threads", "1", "--repeats", "3", "--spatial", "16",
+            "16", "16", "--work", str(tmp_path / "w")]
+    capsys.readouterr()
+    assert hardware.main(args) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["blocks"] == len(needed) - 2 and out["ok"] == 1
+    timed = {b for f in (tmp_path / "w").rglob("latency_lut/**/*.parquet")
+             for b in pq.read_table(f, columns=["block"]).column("block").to_pylist()}
+    assert timed == set(needed[2:])
+    write_rows(tables, "latency_lut", [{**common, "device": "box", "block": b, "threads": 1}
+                                       for b in needed[2:]], "rest")
+    write_manifest(tables)
+    assert hardware.main(args) == 2
+    assert "every block asked for is in" in capsys.readouterr().err
+
+
 def test_activation_memory_counts_live_tensors():
     import torch
 
