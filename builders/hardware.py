@@ -45,8 +45,8 @@ from builders.jobs import Job, WorkDir, add_backend_args, run_jobs
 from medbench.catalog import resolve_task
 from medbench.errors import MedbenchError
 
-__all__ = ["probe_device", "cpu_identity", "check_same_device", "rapl_zone", "rapl_energy_mj", "energy_method", "measure_chunk",
-           "main"]
+__all__ = ["probe_device", "cpu_identity", "check_same_device", "rapl_zone", "rapl_energy_mj",
+           "energy_method", "measure_chunk", "main"]
 
 VERSION = "1.0"
 BUILDER = "builders.hardware"
@@ -73,10 +73,11 @@ def cpu_identity(cpuinfo: str) -> dict:
 
     Cloud machines report the same model name ("AMD EPYC") for CPUs of different generations,
     and hypervisors hide instruction sets, so two machines of one name can differ in 3D
-    convolution speed (two "AMD EPYC" machines ran the same U-Nets 1.46x apart, median). Returns ``cpu_signature`` (x86 family/model/stepping, or the ARM
-    implementer/part/variant/revision), ``cpu_isa`` (the :data:`ISA_LEVELS` the CPU reports),
-    ``cache_kb`` and ``tag``, the short form used in device ids (e.g. ``f25m17-avx2``); each
-    None where the system does not say.
+    convolution speed (two "AMD EPYC" machines ran the same U-Nets 1.46x apart, median).
+    Returns ``cpu_signature`` (x86 family/model/stepping, or the ARM implementer/part/
+    variant/revision), ``cpu_isa`` (the :data:`ISA_LEVELS` the CPU reports), ``cache_kb``
+    and ``tag``, the short form used in device ids (e.g. ``f25m17-avx2``); each None where
+    the system does not say.
     """
     fields: dict[str, str] = {}
     for line in cpuinfo.splitlines():
@@ -113,7 +114,8 @@ def probe_device(name: str | None = None, cuda: bool = False, run_id: str = "",
     core count, e.g. ``amd-epyc-f25m17-avx2-2c``. ``cpuinfo`` replaces ``/proc/cpuinfo``
     (tests).
     """
-    cpuinfo = _read("/proc/cpuinfo") or "" if cpuinfo is None else cpuinfo
+    if cpuinfo is None:
+        cpuinfo = _read("/proc/cpuinfo") or ""
     cpu = platform.processor() or platform.machine()
     for line in cpuinfo.splitlines():
         if line.startswith(("model name", "Model")):

@@ -352,7 +352,8 @@ _register(Table(
         Column("cpu_isa", "VARCHAR", "vector instruction sets the CPU reports, fastest first "
                "(e.g. 'avx512f avx2 avx sse4_2'; NULL: not recorded, before schema 1.3)"),
         Column("cache_kb", "BIGINT", "the 'cache size' /proc/cpuinfo reports (L2 per core on "
-               "AMD, last level on Intel; NULL: not reported, or before schema 1.3)", unit="KB", min=0),
+               "AMD, last level on Intel; NULL: not reported, or before schema 1.3)",
+               unit="KB", min=0),
         Column("os", "VARCHAR", "operating system and kernel"),
         Column("python_version", "VARCHAR", "Python version"),
         Column("torch_version", "VARCHAR", "PyTorch version"),
