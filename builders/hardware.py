@@ -82,7 +82,7 @@ def cpu_identity(cpuinfo: str) -> dict:
     fields: dict[str, str] = {}
     for line in cpuinfo.splitlines():
         if not line.strip():
-            if fields.get("processor") is not None and len(fields) > 2:
+            if fields:  # the end of the first processor's block
                 break
             continue
         key, _, value = line.partition(":")

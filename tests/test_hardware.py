@@ -100,7 +100,7 @@ def test_a_device_id_is_never_reused_for_other_hardware(tmp_path, capsys, monkey
 
     tables = tmp_path / "t"
     write_task(tables, "msd/hippocampus", [1, 48, 64, 48], 3)
-    held = {**hardware.probe_device("box", cpuinfo=X86, run_id="r")}
+    held = hardware.probe_device("box", cpuinfo=X86, run_id="r")
     write_rows(tables, "devices", [held], "d")
     write_manifest(tables)
     hardware.check_same_device(str(tables), held)  # the same hardware: fine
