@@ -1,7 +1,10 @@
-"""Train ``unet3d`` architectures (and the ``dynunet`` reference) standalone on an MSD task.
+"""Train ``unet3d-v2`` architectures (and the ``dynunet`` reference) standalone on an MSD task.
 
     python -m builders.unet3d --task hippocampus --data-root ../shared/data/msd \\
         --archs 60 --seeds 0 1 2 [--reference] [--limit-jobs 4] [--epochs 40]
+
+``--space unet3d`` rebuilds the superseded version-1 space (builder version 1.1) with its own
+plan; the default is ``unet3d-v2`` (builder version 2.0, :func:`plan_v2`).
 
 Each (architecture, seed) is one job: train with the fixed recipe below, then evaluate on the
 validation and test parts of the committed split. Jobs are committed one by one to
@@ -42,9 +45,12 @@ from medbench import spaces
 from medbench.catalog import resolve_task
 from medbench.errors import MedbenchError
 
-__all__ = ["Recipe", "VERSION", "plan", "train_and_evaluate", "main"]
+__all__ = ["Recipe", "VERSION", "VERSIONS", "V2_BANDS", "plan", "plan_v2", "train_and_evaluate",
+           "main"]
 
-VERSION = "1.1"  # 1.0: LeakyReLU and flips on all axes; classes collapsed
+VERSION = "2.0"  # 1.0: LeakyReLU and flips on all axes; classes collapsed. 1.1: unet3d
+#: The builder version of each space's jobs: the recipe is the same, the networks differ.
+VERSIONS = {"unet3d": "1.1", "unet3d-v2": VERSION}
 BUILDER = "builders.unet3d"
 SPATIAL = (48, 64, 48)
 #: The unet3d architecture that is the nnU-Net-style DynUNet, layer for layer.
@@ -61,7 +67,8 @@ class Recipe:
 
 
 def plan(n_archs: int, seeds: list[int], reference: bool, sample_seed: int = 0) -> list[Job]:
-    """The jobs: ``n_archs`` architectures stratified over variant and size, times seeds.
+    """The version-1 (``unet3d``) jobs: ``n_archs`` architectures stratified over variant and
+    size, times seeds.
 
     Every variant (first-level stride x levels) gets an equal share. Within a variant, 4,000
     architectures are drawn uniformly, those costing more than the nnU-Net-style DynUNet
@@ -102,12 +109,72 @@ def plan(n_archs: int, seeds: list[int], reference: bool, sample_seed: int = 0) 
     chosen.sort(key=lambda a: unet3d.macs(a, 1, 3, SPATIAL))
     jobs = [Job(f"{a.arch_index}-s{s}", {"space": "unet3d", "arch_id": a.arch_id, "seed": s})
             for a in chosen for s in seeds]
-    if reference:
-        from medbench.spaces import dynunet
+    return jobs + (_reference_jobs(seeds) if reference else [])
 
-        jobs += [Job(f"dynunet-s{s}", {"space": "dynunet", "arch_id": dynunet.ARCH_ID,
-                                       "seed": s}) for s in seeds]
-    return jobs
+
+#: The v2 plan's cost bands: (upper bound in GMACs per forward pass at 48x64x48, share of the
+#: architectures). Most architectures cost under 1 GMAC, where a CPU thread trains one in
+#: minutes; the first band holds the U-Nets that can answer within a few milliseconds on a
+#: 2-core CPU; the last reaches the DynUNet reference (33.2 GMACs).
+V2_BANDS = ((0.04, 0.25), (0.3, 0.37), (1.0, 0.21), (4.0, 0.12), (float("inf"), 0.05))
+
+
+def plan_v2(n_archs: int, seeds: list[int], reference: bool, sample_seed: int = 0
+            ) -> list[Job]:
+    """The ``unet3d-v2`` jobs: ``n_archs`` architectures stratified over cost bands.
+
+    The architectures up to the DynUNet reference's MACs form a pool: every 3-level stride-2
+    network (64,000, where the cheapest live), and 20,000 draws from each other variant. Each
+    band of :data:`V2_BANDS` gets its share of ``n_archs`` (rounded, the remainder to the
+    widest band), picked at evenly spaced points of log-MACs across the band, the nearest
+    not yet taken. Cheapest first, every seed of an architecture together, so a partial
+    build finishes whole architectures. Depends only on the arguments.
+    """
+    import math
+
+    import numpy as np
+
+    from medbench.spaces import unet3d_v2 as space
+
+    rng = np.random.default_rng(sample_seed)
+    cap = space.macs(space.from_id(DYNUNET_MEMBER), 1, 3, SPATIAL)
+    pool: dict = {}
+    for i, (stride, depth) in enumerate(space.VARIANTS):
+        lo = sum(space.n_per_level() ** d for _, d in space.VARIANTS[:i])
+        size = space.n_per_level() ** depth
+        indices = (range(lo, lo + size) if (stride, depth) == (2, 3)
+                   else rng.integers(lo, lo + size, size=20000))
+        for index in indices:
+            arch = space.decode(int(index))
+            m = space.macs(arch, 1, 3, SPATIAL)
+            if m <= cap:
+                pool[arch] = math.log(m)
+    counts = [round(n_archs * share) for _, share in V2_BANDS]
+    counts[1] += n_archs - sum(counts)
+    chosen, lower = [], 0.0
+    for (upper, _), k in zip(V2_BANDS, counts):
+        band = sorted((a for a, m in pool.items() if lower < math.exp(m) / 1e9 <= upper),
+                      key=pool.get)
+        lower = upper
+        if not k or not band:
+            continue
+        logs = np.array([pool[a] for a in band])
+        for target in np.linspace(logs[0], logs[-1], min(k, len(band))):
+            j = int(np.abs(logs - target).argmin())
+            while band[j] in chosen:  # the nearest not yet taken
+                j = j + 1 if j + 1 < len(band) else 0
+            chosen.append(band[j])
+    chosen.sort(key=lambda a: pool[a])
+    jobs = [Job(f"{a.arch_index}-s{s}", {"space": space.NAME, "arch_id": a.arch_id, "seed": s})
+            for a in chosen for s in seeds]
+    return jobs + (_reference_jobs(seeds) if reference else [])
+
+
+def _reference_jobs(seeds: list[int]) -> list[Job]:
+    from medbench.spaces import dynunet
+
+    return [Job(f"dynunet-s{s}", {"space": "dynunet", "arch_id": dynunet.ARCH_ID, "seed": s})
+            for s in seeds]
 
 
 def _metrics(net, loader, n_classes: int, device, spatial: tuple[int, ...],
@@ -251,7 +318,7 @@ def train_and_evaluate(task, space: str, arch_id: str, seed: int, recipe: Recipe
     # unet3d networks train 1.09-1.85x faster per step on a CPU thread in channels-last
     # layout, with gradients equal to rounding (benchmarks/unet3d_layout.py); DynUNet gains
     # nothing (1.03x), so it keeps the default layout
-    layout = torch.channels_last_3d if space == "unet3d" else torch.contiguous_format
+    layout = torch.channels_last_3d if space.startswith("unet3d") else torch.contiguous_format
     net = net.to(device, memory_format=layout)
     params = sum(p.numel() for p in net.parameters() if p.requires_grad)
     macs = _macs(net, task.n_channels, recipe.spatial_size, device)
@@ -367,9 +434,10 @@ def train_job(job: Job, run_id: str, *, task, recipe: Recipe, device: str, threa
                               notes=job.args)
 
 
-def released(tables: str, task: str, recipe: Recipe) -> set[tuple[str, str, int]]:
-    """(space, arch_id, seed) of every standalone result in ``tables`` that this builder
-    version made with ``recipe`` on ``task``: jobs a rerun from a fresh checkout skips."""
+def released(tables: str, task: str, recipe: Recipe, version: str = VERSION
+             ) -> set[tuple[str, str, int]]:
+    """(space, arch_id, seed) of every standalone result in ``tables`` that builder
+    ``version`` made with ``recipe`` on ``task``: jobs a rerun from a fresh checkout skips."""
     import medbench
 
     if not Path(tables).is_dir():
@@ -381,7 +449,7 @@ def released(tables: str, task: str, recipe: Recipe) -> set[tuple[str, str, int]
             FROM "{store.view('evaluations', task)}" e JOIN "{store.view('runs')}" r
               USING (run_id)
             WHERE e.task = ? AND e.method = 'standalone' AND r.builder = ?
-              AND r.builder_version = ? AND r.status = 'ok'""", [task, BUILDER, VERSION])
+              AND r.builder_version = ? AND r.status = 'ok'""", [task, BUILDER, version])
     return {(space, arch, seed) for space, arch, seed, a in rows
             if json.loads(a or "{}").get("recipe") == want}
 
@@ -390,6 +458,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m builders.unet3d", description=__doc__.split(
         "\n\n")[0])
     ap.add_argument("--task", default="msd/hippocampus")
+    ap.add_argument("--space", choices=sorted(VERSIONS), default="unet3d-v2",
+                    help="unet3d-v2 (default), or the superseded version-1 unet3d")
     ap.add_argument("--data-root", default=None,
                     help="folder holding TaskXX_Name/ (default: download with MONAI)")
     ap.add_argument("--archs", type=int, default=60, help="architectures to sample")
@@ -414,25 +484,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dry-run", action="store_true", help="list the jobs and exit")
     add_backend_args(ap)
     args = ap.parse_args(argv)
-    from medbench.spaces import unet3d
-
     try:
         task_id = resolve_task(args.task)
-        jobs = plan(args.archs, args.seeds, args.reference)
+        space, version = spaces.get_space(args.space), VERSIONS[args.space]
+        jobs = (plan_v2 if args.space == "unet3d-v2" else plan)(args.archs, args.seeds,
+                                                                  args.reference)
         if args.only:
             jobs = [j for j in jobs if j.key in set(args.only)]
         if args.max_gmacs:
-            jobs = [j for j in jobs if j.args["space"] == "unet3d" and unet3d.macs(
-                unet3d.from_id(j.args["arch_id"]), 1, 3, SPATIAL) <= args.max_gmacs * 1e9]
+            jobs = [j for j in jobs if j.args["space"] == args.space and space.macs(
+                space.from_id(j.args["arch_id"]), 1, 3, SPATIAL) <= args.max_gmacs * 1e9]
         if args.expensive_first:
             jobs.reverse()
         recipe = Recipe(epochs=args.epochs, spatial_size=tuple(args.spatial))
         # The recipe names the work folder, so jobs of another recipe are never "finished".
         size = "x".join(map(str, recipe.spatial_size))
-        work = WorkDir(f"{args.work}/{task_id.replace('/', '_')}/v{VERSION}-e{recipe.epochs}" +
+        work = WorkDir(f"{args.work}/{task_id.replace('/', '_')}/v{version}-e{recipe.epochs}" +
                        ("" if recipe.spatial_size == SPATIAL else f"-{size}"))
         jobs = [Job(j.key, {**j.args, "recipe": asdict(recipe)}) for j in jobs]
-        in_tables = released(args.tables, task_id, recipe) if args.tables else set()
+        in_tables = released(args.tables, task_id, recipe, version) if args.tables else set()
 
         def is_released(j: Job) -> bool:
             return (j.args["space"], j.args["arch_id"], j.args["seed"]) in in_tables
@@ -458,7 +528,7 @@ def main(argv: list[str] | None = None) -> int:
         counts = run_jobs(
             work, jobs, partial(train_job, task=task, recipe=recipe, device=device,
                                 threads=threads, cache={}, work=work),
-            builder=BUILDER, version=VERSION, device=device_name(device),
+            builder=BUILDER, version=version, device=device_name(device),
             describe=lambda j: f"{j.args['arch_id']} seed {j.args['seed']}",
             backend=args.backend, workers=args.workers, cpus_per_job=threads or 1,
             limit=args.limit_jobs)

@@ -87,6 +87,8 @@ TASKS: dict[str, TaskInfo] = {t.task: t for t in _ALL_TASKS}
 SPACES: dict[str, SpaceInfo] = {s.space: s for s in (
     SpaceInfo("unet3d", "U-Nets from MONAI blocks: levels, and per level channels, kernel, "
                         "blocks and residual-or-plain (MED-NAS-Bench)"),
+    SpaceInfo("unet3d-v2", "unet3d version 2: affine instance norm everywhere and level-0 "
+                           "width 2 for edge devices (supersedes unet3d)"),
     SpaceInfo("dynunet", "MONAI DynUNet configured nnU-Net-style: the reference for unet3d"),
     SpaceInfo("mednns", "OFA-style ResNets with elastic depth, expand ratio and width (MedNNS)"),
     SpaceInfo("mstf", "DARTS-like cells with multiscale pooling reduction cells (MSTF-NAS)"),

@@ -15,6 +15,7 @@ __all__ = ["MODULES", "get_space", "build_network"]
 
 MODULES = {
     "unet3d": "medbench.spaces.unet3d",
+    "unet3d-v2": "medbench.spaces.unet3d_v2",
     "dynunet": "medbench.spaces.dynunet",
     "mstf": "medbench.spaces.mstf",
     "mednns": "medbench.spaces.mednns",
@@ -33,7 +34,7 @@ def build_network(space: str, arch_id: str, in_channels: int, out_channels: int,
     """(network, arch_index, canonical config JSON) of one architecture of a space, for input
     of ``dims`` spatial dimensions (imports torch; U-Net spaces are 3D only)."""
     module = get_space(space)
-    unet = space in ("unet3d", "dynunet")
+    unet = space in ("unet3d", "unet3d-v2", "dynunet")
     if unet and dims != 3:
         raise BadValueError(f"{space} networks are 3D, not {dims}D")
     if space == "dynunet":  # one architecture, no id to parse

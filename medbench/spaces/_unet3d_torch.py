@@ -14,21 +14,27 @@ from monai.networks.blocks.dynunet_block import (
 )
 from torch import nn
 
-NORM = "instance"
+from medbench.spaces.unet3d import VERSIONS
+
+#: Instance norm without learnable scale and shift (version 1, MONAI's default) or with them
+#: (version 2, as the DynUNet reference): see :mod:`medbench.spaces.unet3d`.
+NORMS = {False: "instance", True: ("instance", {"affine": True})}
 # PReLU, as MONAI's UNet: with LeakyReLU(0.01) after non-affine instance norm these U-Nets
 # collapsed to one foreground class on MSD hippocampus (measured; see DATASHEET.md).
 ACT = "prelu"
 
 
-def _block(residual: int, cin: int, cout: int, kernel: int, stride: int) -> nn.Module:
+def _block(residual: int, cin: int, cout: int, kernel: int, stride: int,
+           affine: bool = False) -> nn.Module:
     cls = UnetResBlock if residual else UnetBasicBlock
-    return cls(3, cin, cout, kernel_size=kernel, stride=stride, norm_name=NORM, act_name=ACT)
+    return cls(3, cin, cout, kernel_size=kernel, stride=stride, norm_name=NORMS[affine],
+               act_name=ACT)
 
 
 def _stage(residual: int, n_blocks: int, cin: int, cout: int, kernel: int,
-           stride: int) -> nn.Sequential:
-    layers = [_block(residual, cin, cout, kernel, stride)]
-    layers += [_block(residual, cout, cout, kernel, 1) for _ in range(n_blocks - 1)]
+           stride: int, affine: bool = False) -> nn.Sequential:
+    layers = [_block(residual, cin, cout, kernel, stride, affine)]
+    layers += [_block(residual, cout, cout, kernel, 1, affine) for _ in range(n_blocks - 1)]
     return nn.Sequential(*layers)
 
 
@@ -49,18 +55,20 @@ class SearchableUNet(nn.Module):
         super().__init__()
         self.arch = arch
         ch, kk, bb, rr = arch.channels, arch.kernels, arch.blocks, arch.residual
+        affine = VERSIONS[arch.version].affine_norm
         self.down = nn.ModuleList()
         prev = in_channels
         for level in range(arch.depth):
             self.down.append(_stage(rr[level], bb[level], prev, ch[level], kk[level],
-                                    arch.stride if level == 0 else 2))
+                                    arch.stride if level == 0 else 2, affine))
             prev = ch[level]
         self.upsample = nn.ModuleList()
         self.up = nn.ModuleList()
         for level in range(arch.depth - 2, -1, -1):
             self.upsample.append(get_conv_layer(3, ch[level + 1], ch[level], kernel_size=2,
                                                 stride=2, conv_only=True, is_transposed=True))
-            self.up.append(_stage(rr[level], bb[level], 2 * ch[level], ch[level], kk[level], 1))
+            self.up.append(_stage(rr[level], bb[level], 2 * ch[level], ch[level], kk[level], 1,
+                                  affine))
         # A first level at half resolution is brought back to full resolution at the end.
         self.final_up = None if arch.stride == 1 else get_conv_layer(
             3, ch[0], ch[0], kernel_size=2, stride=2, conv_only=True, is_transposed=True)

@@ -25,6 +25,16 @@ has the convolutions of MONAI's ``DynUNet`` configured nnU-Net-style).
 ``arch_index`` is the position in a mixed-radix enumeration (variants (stride, levels) in
 the order of :data:`VARIANTS`, then level 0 most significant). Everything here but
 :func:`build` runs without torch.
+
+Versions: this module holds both versions of the grammar; an :class:`Arch` carries its
+``version``. Version 1 (space ``unet3d``) normalises with instance norm *without* learnable
+scale and shift (MONAI's default); with bias-free convolutions the output bias is then the
+only learnable offset, and about half of the released stride-2 networks with 4 channels at
+level 0 collapsed to one foreground class. Version 2 (space ``unet3d-v2``,
+:mod:`medbench.spaces.unet3d_v2`) uses affine instance norm everywhere, as the DynUNet
+reference does, and adds the width 2 (channels ``2 * 2**level``), which holds U-Nets small
+enough for a few milliseconds on an edge CPU. The defaults of every function here are
+version 1, so released ``unet3d`` rows keep their meaning.
 """
 
 from __future__ import annotations
@@ -35,8 +45,9 @@ from dataclasses import dataclass
 
 from medbench.errors import BadValueError
 
-__all__ = ["NAME", "DEPTHS", "STRIDES", "VARIANTS", "WIDTHS", "macs", "blocks", "all_blocks", "KERNELS", "BLOCKS", "RESIDUAL", "Arch", "n_archs",
-           "encode", "decode", "from_id", "sample", "build", "level_channels"]
+__all__ = ["NAME", "DEPTHS", "STRIDES", "VARIANTS", "WIDTHS", "VERSIONS", "macs", "blocks",
+           "all_blocks", "KERNELS", "BLOCKS", "RESIDUAL", "Arch", "n_archs", "encode", "decode",
+           "from_id", "sample", "build", "level_channels"]
 
 NAME = "unet3d"
 DEPTHS = (3, 4, 5)
@@ -48,25 +59,55 @@ KERNELS = (3, 5)
 BLOCKS = (1, 2)
 RESIDUAL = (0, 1)
 MAX_CHANNELS = 320
-_PER_LEVEL = len(WIDTHS) * len(KERNELS) * len(BLOCKS) * len(RESIDUAL)  # 32
 
 
-def level_channels(level: int) -> tuple[int, ...]:
+@dataclass(frozen=True)
+class Version:
+    """What differs between versions of the grammar: the space name, the level-0 widths and
+    whether instance norm has learnable scale and shift."""
+
+    space: str
+    widths: tuple[int, ...]
+    affine_norm: bool
+
+    @property
+    def per_level(self) -> int:
+        """Choices per level (width x kernel x blocks x residual)."""
+        return len(self.widths) * len(KERNELS) * len(BLOCKS) * len(RESIDUAL)
+
+
+VERSIONS = {1: Version(NAME, WIDTHS, affine_norm=False),
+            2: Version("unet3d-v2", (2, 4, 8, 16, 32), affine_norm=True)}
+
+
+def _version(version: int) -> Version:
+    try:
+        return VERSIONS[version]
+    except KeyError:
+        raise BadValueError(f"unet3d: no version {version}; versions: {sorted(VERSIONS)}"
+                            ) from None
+
+
+def level_channels(level: int, version: int = 1) -> tuple[int, ...]:
     """The channel choices of a level."""
-    return tuple(min(w * 2 ** level, MAX_CHANNELS) for w in WIDTHS)
+    return tuple(min(w * 2 ** level, MAX_CHANNELS) for w in _version(version).widths)
 
 
 @dataclass(frozen=True)
 class Arch:
-    """One architecture of the space; tuples hold one entry per level (level 0 first)."""
+    """One architecture of the space; tuples hold one entry per level (level 0 first).
+    ``version`` is the grammar's (see the module docstring); it is not part of ``arch_id``,
+    which the space name qualifies."""
 
     stride: int
     channels: tuple[int, ...]
     kernels: tuple[int, ...]
     blocks: tuple[int, ...]
     residual: tuple[int, ...]
+    version: int = 1
 
     def __post_init__(self) -> None:
+        _version(self.version)
         depth = len(self.channels)
         if (self.stride, depth) not in VARIANTS:
             raise BadValueError(f"unet3d: first-level stride {self.stride} with {depth} levels "
@@ -76,9 +117,9 @@ class Arch:
             if len(values) != depth:
                 raise BadValueError(f"unet3d: {name} has {len(values)} entries for {depth} levels")
         for level, c in enumerate(self.channels):
-            if c not in level_channels(level):
-                raise BadValueError(f"unet3d: level {level} cannot have {c} channels; "
-                                    f"choices: {level_channels(level)}")
+            if c not in level_channels(level, self.version):
+                raise BadValueError(f"{self.space}: level {level} cannot have {c} channels; "
+                                    f"choices: {level_channels(level, self.version)}")
         for name, values, allowed in (("kernel", self.kernels, KERNELS),
                                       ("blocks", self.blocks, BLOCKS),
                                       ("residual", self.residual, RESIDUAL)):
@@ -89,6 +130,10 @@ class Arch:
     @property
     def depth(self) -> int:
         return len(self.channels)
+
+    @property
+    def space(self) -> str:
+        return VERSIONS[self.version].space
 
     @property
     def arch_id(self) -> str:
@@ -110,42 +155,45 @@ class Arch:
         return json.dumps(self.config(), sort_keys=True, separators=(",", ":"))
 
 
-def n_archs() -> int:
+def n_archs(version: int = 1) -> int:
     """Number of architectures in the space."""
-    return sum(_PER_LEVEL ** d for _, d in VARIANTS)
+    return sum(_version(version).per_level ** d for _, d in VARIANTS)
 
 
-def _offset(variant: tuple[int, int]) -> int:
-    return sum(_PER_LEVEL ** d for _, d in VARIANTS[:VARIANTS.index(variant)])
+def _offset(variant: tuple[int, int], version: int = 1) -> int:
+    per_level = _version(version).per_level
+    return sum(per_level ** d for _, d in VARIANTS[:VARIANTS.index(variant)])
 
 
 def encode(arch: Arch) -> int:
-    """``arch_index`` of an architecture."""
-    index = 0
+    """``arch_index`` of an architecture (in its version's enumeration)."""
+    index, per_level = 0, VERSIONS[arch.version].per_level
     for level in range(arch.depth):
-        digit = (((level_channels(level).index(arch.channels[level]) * len(KERNELS)
-                   + KERNELS.index(arch.kernels[level])) * len(BLOCKS)
+        digit = (((level_channels(level, arch.version).index(arch.channels[level])
+                   * len(KERNELS) + KERNELS.index(arch.kernels[level])) * len(BLOCKS)
                   + BLOCKS.index(arch.blocks[level])) * len(RESIDUAL)
                  + RESIDUAL.index(arch.residual[level]))
-        index = index * _PER_LEVEL + digit
-    return _offset((arch.stride, arch.depth)) + index
+        index = index * per_level + digit
+    return _offset((arch.stride, arch.depth), arch.version) + index
 
 
-def decode(index: int) -> Arch:
+def decode(index: int, version: int = 1) -> Arch:
     """The architecture at ``arch_index``.
 
     Raises:
-        BadValueError: if the index is outside ``[0, n_archs())``.
+        BadValueError: if the index is outside ``[0, n_archs(version))``.
     """
-    if not 0 <= index < n_archs():
-        raise BadValueError(f"unet3d: arch_index {index} outside [0, {n_archs()})")
+    spec = _version(version)
+    if not 0 <= index < n_archs(version):
+        raise BadValueError(f"{spec.space}: arch_index {index} outside "
+                            f"[0, {n_archs(version)})")
     for stride, depth in VARIANTS:
-        if index < _offset((stride, depth)) + _PER_LEVEL ** depth:
-            rest = index - _offset((stride, depth))
+        if index < _offset((stride, depth), version) + spec.per_level ** depth:
+            rest = index - _offset((stride, depth), version)
             break
     digits = []
     for _ in range(depth):
-        rest, digit = divmod(rest, _PER_LEVEL)
+        rest, digit = divmod(rest, spec.per_level)
         digits.append(digit)
     digits.reverse()
     ch, kk, bb, rr = [], [], [], []
@@ -153,36 +201,37 @@ def decode(index: int) -> Arch:
         digit, r = divmod(digit, len(RESIDUAL))
         digit, b = divmod(digit, len(BLOCKS))
         w, k = divmod(digit, len(KERNELS))
-        ch.append(level_channels(level)[w])
+        ch.append(level_channels(level, version)[w])
         kk.append(KERNELS[k])
         bb.append(BLOCKS[b])
         rr.append(RESIDUAL[r])
-    return Arch(stride, tuple(ch), tuple(kk), tuple(bb), tuple(rr))
+    return Arch(stride, tuple(ch), tuple(kk), tuple(bb), tuple(rr), version)
 
 
 _ID = re.compile(r"^s(\d)\|c([\d-]+)\|k([\d-]+)\|b([\d-]+)\|r([\d-]+)$")
 
 
-def from_id(arch_id: str) -> Arch:
+def from_id(arch_id: str, version: int = 1) -> Arch:
     """Parse an ``arch_id``; raises BadValueError for anything that is not in the space."""
     m = _ID.match(arch_id.strip())
     if not m:
-        raise BadValueError(f"unet3d: {arch_id!r} is not an arch_id such as "
+        raise BadValueError(f"{_version(version).space}: {arch_id!r} is not an arch_id such as "
                             "'s2|c8-16-32|k3-5-3|b1-2-1|r0-1-0'")
     parts = [tuple(int(x) for x in g.split("-")) for g in m.groups()[1:]]
-    return Arch(int(m.group(1)), *parts)
+    return Arch(int(m.group(1)), *parts, version=version)
 
 
-def sample(n: int, rng) -> list[Arch]:
+def sample(n: int, rng, version: int = 1) -> list[Arch]:
     """``n`` distinct architectures drawn uniformly from the space with a numpy Generator."""
-    total = n_archs()
+    total = n_archs(version)
     if n > total:
-        raise BadValueError(f"unet3d: cannot draw {n} of {total} architectures")
+        raise BadValueError(f"{_version(version).space}: cannot draw {n} of {total} "
+                            "architectures")
     seen: dict[int, None] = {}
     while len(seen) < n:
         for i in rng.integers(0, total, size=n - len(seen)):
             seen.setdefault(int(i), None)
-    return [decode(i) for i in seen]
+    return [decode(i, version) for i in seen]
 
 
 def macs(arch: Arch, in_channels: int, out_channels: int,
@@ -237,24 +286,24 @@ def blocks(arch: Arch, in_channels: int) -> list[str]:
     return keys
 
 
-def all_blocks(in_channels: int) -> list[str]:
+def all_blocks(in_channels: int, version: int = 1) -> list[str]:
     """Every block key of the space (the lookup table's rows), in a fixed order."""
     keys: dict[str, None] = {}
     for stride, depth in VARIANTS:
         for level in range(depth):
-            ins = (in_channels,) if level == 0 else level_channels(level - 1)
+            ins = (in_channels,) if level == 0 else level_channels(level - 1, version)
             for i in ins:
-                for c in level_channels(level):
+                for c in level_channels(level, version):
                     for k in KERNELS:
                         for b in BLOCKS:
                             for r in RESIDUAL:
                                 keys[f"enc|l{level}|s{stride}|i{i}|c{c}|k{k}|b{b}|r{r}"] = None
                                 if level < depth - 1:
-                                    below = level_channels(level + 1)
+                                    below = level_channels(level + 1, version)
                                     for cb in below:
                                         keys[f"dec|l{level}|s{stride}|i{cb}|c{c}|k{k}|b{b}"
                                              f"|r{r}"] = None
-        for c in level_channels(0):
+        for c in level_channels(0, version):
             keys[f"head|s{stride}|c{c}"] = None
     return list(keys)
 
