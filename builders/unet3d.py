@@ -55,6 +55,8 @@ BUILDER = "builders.unet3d"
 SPATIAL = (48, 64, 48)
 #: The unet3d architecture that is the nnU-Net-style DynUNet, layer for layer.
 DYNUNET_MEMBER = "s1|c32-64-128-256-320|k3-3-3-3-3|b1-1-1-1-1|r0-0-0-0-0"
+#: The same in ``unet3d-v2``, whose affine instance norm the DynUNet has too.
+DYNUNET_MEMBER_V2 = DYNUNET_MEMBER + "|n2-2-2-2-2"
 
 
 @dataclass(frozen=True)
@@ -116,15 +118,15 @@ def plan(n_archs: int, seeds: list[int], reference: bool, sample_seed: int = 0) 
 #: architectures). Most architectures cost under 1 GMAC, where a CPU thread trains one in
 #: minutes; the first band holds the U-Nets that can answer within a few milliseconds on a
 #: 2-core CPU; the last reaches the DynUNet reference (33.2 GMACs).
-V2_BANDS = ((0.04, 0.25), (0.3, 0.37), (1.0, 0.21), (4.0, 0.12), (float("inf"), 0.05))
+V2_BANDS = ((0.05, 0.25), (0.3, 0.37), (1.0, 0.21), (4.0, 0.12), (float("inf"), 0.05))
 
 
 def plan_v2(n_archs: int, seeds: list[int], reference: bool, sample_seed: int = 0
             ) -> list[Job]:
     """The ``unet3d-v2`` jobs: ``n_archs`` architectures stratified over cost bands.
 
-    The architectures up to the DynUNet reference's MACs form a pool: every 3-level stride-2
-    network (64,000, where the cheapest live), and 20,000 draws from each other variant. Each
+    The architectures up to the DynUNet reference's MACs form a pool: 60,000 draws from each
+    stride-2 variant (where the cheapest live) and 20,000 from each stride-1 one. Each
     band of :data:`V2_BANDS` gets its share of ``n_archs`` (rounded, the remainder to the
     widest band), picked at evenly spaced points of log-MACs across the band, the nearest
     not yet taken. Cheapest first, every seed of an architecture together, so a partial
@@ -137,29 +139,28 @@ def plan_v2(n_archs: int, seeds: list[int], reference: bool, sample_seed: int = 
     from medbench.spaces import unet3d_v2 as space
 
     rng = np.random.default_rng(sample_seed)
-    cap = space.macs(space.from_id(DYNUNET_MEMBER), 1, 3, SPATIAL)
+    cap = space.macs(space.from_id(DYNUNET_MEMBER_V2), 1, 3, SPATIAL)
     pool: dict = {}
     for i, (stride, depth) in enumerate(space.VARIANTS):
         lo = sum(space.n_per_level() ** d for _, d in space.VARIANTS[:i])
         size = space.n_per_level() ** depth
-        indices = (range(lo, lo + size) if (stride, depth) == (2, 3)
-                   else rng.integers(lo, lo + size, size=20000))
-        for index in indices:
+        for index in rng.integers(lo, lo + size, size=60000 if stride == 2 else 20000):
             arch = space.decode(int(index))
             m = space.macs(arch, 1, 3, SPATIAL)
             if m <= cap:
                 pool[arch] = math.log(m)
     counts = [round(n_archs * share) for _, share in V2_BANDS]
     counts[1] += n_archs - sum(counts)
-    chosen, lower = [], 0.0
+    chosen, lower, short = [], 0.0, 0
     for (upper, _), k in zip(V2_BANDS, counts):
         band = sorted((a for a, m in pool.items() if lower < math.exp(m) / 1e9 <= upper),
                       key=pool.get)
         lower = upper
-        if not k or not band:
+        k, short = min(k + short, len(band)), max(k + short - len(band), 0)  # to the next
+        if not k:
             continue
         logs = np.array([pool[a] for a in band])
-        for target in np.linspace(logs[0], logs[-1], min(k, len(band))):
+        for target in np.linspace(logs[0], logs[-1], k):
             j = int(np.abs(logs - target).argmin())
             while band[j] in chosen:  # the nearest not yet taken
                 j = j + 1 if j + 1 < len(band) else 0

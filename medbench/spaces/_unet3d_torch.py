@@ -6,6 +6,7 @@ Imported only by :func:`medbench.spaces.unet3d.build` (needs the ``build`` extra
 from __future__ import annotations
 
 import torch
+from monai.networks.blocks import Convolution, ResidualUnit
 from monai.networks.blocks.dynunet_block import (
     UnetBasicBlock,
     UnetOutBlock,
@@ -25,16 +26,25 @@ ACT = "prelu"
 
 
 def _block(residual: int, cin: int, cout: int, kernel: int, stride: int,
-           affine: bool = False) -> nn.Module:
-    cls = UnetResBlock if residual else UnetBasicBlock
-    return cls(3, cin, cout, kernel_size=kernel, stride=stride, norm_name=NORMS[affine],
-               act_name=ACT)
+           affine: bool = False, convs: int = 2) -> nn.Module:
+    norm = NORMS[affine]
+    if convs == 2:
+        cls = UnetResBlock if residual else UnetBasicBlock
+        return cls(3, cin, cout, kernel_size=kernel, stride=stride, norm_name=norm,
+                   act_name=ACT)
+    # one convolution, bias-free before its norm as in the two-convolution blocks
+    if residual:
+        return ResidualUnit(3, cin, cout, strides=stride, kernel_size=kernel, subunits=1,
+                            act=ACT, norm=norm, bias=False)
+    return Convolution(3, cin, cout, strides=stride, kernel_size=kernel, act=ACT, norm=norm,
+                       bias=False)
 
 
 def _stage(residual: int, n_blocks: int, cin: int, cout: int, kernel: int,
-           stride: int, affine: bool = False) -> nn.Sequential:
-    layers = [_block(residual, cin, cout, kernel, stride, affine)]
-    layers += [_block(residual, cout, cout, kernel, 1, affine) for _ in range(n_blocks - 1)]
+           stride: int, affine: bool = False, convs: int = 2) -> nn.Sequential:
+    layers = [_block(residual, cin, cout, kernel, stride, affine, convs)]
+    layers += [_block(residual, cout, cout, kernel, 1, affine, convs)
+               for _ in range(n_blocks - 1)]
     return nn.Sequential(*layers)
 
 
@@ -54,13 +64,13 @@ class SearchableUNet(nn.Module):
     def __init__(self, arch, in_channels: int, out_channels: int):
         super().__init__()
         self.arch = arch
-        ch, kk, bb, rr = arch.channels, arch.kernels, arch.blocks, arch.residual
+        ch, kk, bb, rr, nn_ = arch.channels, arch.kernels, arch.blocks, arch.residual, arch.convs
         affine = VERSIONS[arch.version].affine_norm
         self.down = nn.ModuleList()
         prev = in_channels
         for level in range(arch.depth):
             self.down.append(_stage(rr[level], bb[level], prev, ch[level], kk[level],
-                                    arch.stride if level == 0 else 2, affine))
+                                    arch.stride if level == 0 else 2, affine, nn_[level]))
             prev = ch[level]
         self.upsample = nn.ModuleList()
         self.up = nn.ModuleList()
@@ -68,7 +78,7 @@ class SearchableUNet(nn.Module):
             self.upsample.append(get_conv_layer(3, ch[level + 1], ch[level], kernel_size=2,
                                                 stride=2, conv_only=True, is_transposed=True))
             self.up.append(_stage(rr[level], bb[level], 2 * ch[level], ch[level], kk[level], 1,
-                                  affine))
+                                  affine, nn_[level]))
         # A first level at half resolution is brought back to full resolution at the end.
         self.final_up = None if arch.stride == 1 else get_conv_layer(
             3, ch[0], ch[0], kernel_size=2, stride=2, conv_only=True, is_transposed=True)

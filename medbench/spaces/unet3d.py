@@ -32,13 +32,15 @@ scale and shift (MONAI's default); with bias-free convolutions the output bias i
 only learnable offset, and about half of the released stride-2 networks with 4 channels at
 level 0 collapsed to one foreground class. Version 2 (space ``unet3d-v2``,
 :mod:`medbench.spaces.unet3d_v2`) uses affine instance norm everywhere, as the DynUNet
-reference does, and adds the width 2 (channels ``2 * 2**level``), which holds U-Nets small
-enough for a few milliseconds on an edge CPU. The defaults of every function here are
-version 1, so released ``unet3d`` rows keep their meaning.
+reference does, and adds a choice per level of one or two convolutions per block (``n``
+in its ``arch_id``), which holds U-Nets small enough for a few milliseconds on an edge CPU.
+The defaults of every function here are version 1, so released ``unet3d`` rows keep their
+meaning.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from dataclasses import dataclass
@@ -63,21 +65,21 @@ MAX_CHANNELS = 320
 
 @dataclass(frozen=True)
 class Version:
-    """What differs between versions of the grammar: the space name, the level-0 widths and
-    whether instance norm has learnable scale and shift."""
+    """What differs between versions of the grammar: the space name, whether instance norm
+    has learnable scale and shift, and the choices of convolutions per block."""
 
     space: str
-    widths: tuple[int, ...]
     affine_norm: bool
+    convs: tuple[int, ...]
 
     @property
     def per_level(self) -> int:
-        """Choices per level (width x kernel x blocks x residual)."""
-        return len(self.widths) * len(KERNELS) * len(BLOCKS) * len(RESIDUAL)
+        """Choices per level (width x kernel x blocks x residual x convolutions)."""
+        return len(WIDTHS) * len(KERNELS) * len(BLOCKS) * len(RESIDUAL) * len(self.convs)
 
 
-VERSIONS = {1: Version(NAME, WIDTHS, affine_norm=False),
-            2: Version("unet3d-v2", (2, 4, 8, 16, 32), affine_norm=True)}
+VERSIONS = {1: Version(NAME, affine_norm=False, convs=(2,)),
+            2: Version("unet3d-v2", affine_norm=True, convs=(1, 2))}
 
 
 def _version(version: int) -> Version:
@@ -88,27 +90,38 @@ def _version(version: int) -> Version:
                             ) from None
 
 
-def level_channels(level: int, version: int = 1) -> tuple[int, ...]:
-    """The channel choices of a level."""
-    return tuple(min(w * 2 ** level, MAX_CHANNELS) for w in _version(version).widths)
+def level_channels(level: int) -> tuple[int, ...]:
+    """The channel choices of a level (the same in every version)."""
+    return tuple(min(w * 2 ** level, MAX_CHANNELS) for w in WIDTHS)
 
 
 @dataclass(frozen=True)
 class Arch:
     """One architecture of the space; tuples hold one entry per level (level 0 first).
-    ``version`` is the grammar's (see the module docstring); it is not part of ``arch_id``,
-    which the space name qualifies."""
+    ``convs`` (convolutions per block) is a choice of version 2 only; version 1 blocks have
+    two (left empty, it means that). ``version`` is the grammar's (see the module
+    docstring); it is not spelled in ``arch_id``, which the space name qualifies."""
 
     stride: int
     channels: tuple[int, ...]
     kernels: tuple[int, ...]
     blocks: tuple[int, ...]
     residual: tuple[int, ...]
+    convs: tuple[int, ...] = ()
     version: int = 1
 
     def __post_init__(self) -> None:
-        _version(self.version)
+        spec = _version(self.version)
         depth = len(self.channels)
+        if not self.convs and spec.convs == (2,):
+            object.__setattr__(self, "convs", (2,) * depth)
+        if len(self.convs) != depth:
+            raise BadValueError(f"{spec.space}: convs has {len(self.convs)} entries for "
+                                f"{depth} levels")
+        for v in self.convs:
+            if v not in spec.convs:
+                raise BadValueError(f"{spec.space}: convolutions per block {v} not in "
+                                    f"{spec.convs}")
         if (self.stride, depth) not in VARIANTS:
             raise BadValueError(f"unet3d: first-level stride {self.stride} with {depth} levels "
                                 f"is not in the space; (stride, levels) pairs: {VARIANTS}")
@@ -117,9 +130,9 @@ class Arch:
             if len(values) != depth:
                 raise BadValueError(f"unet3d: {name} has {len(values)} entries for {depth} levels")
         for level, c in enumerate(self.channels):
-            if c not in level_channels(level, self.version):
+            if c not in level_channels(level):
                 raise BadValueError(f"{self.space}: level {level} cannot have {c} channels; "
-                                    f"choices: {level_channels(level, self.version)}")
+                                    f"choices: {level_channels(level)}")
         for name, values, allowed in (("kernel", self.kernels, KERNELS),
                                       ("blocks", self.blocks, BLOCKS),
                                       ("residual", self.residual, RESIDUAL)):
@@ -138,17 +151,19 @@ class Arch:
     @property
     def arch_id(self) -> str:
         j = lambda xs: "-".join(map(str, xs))  # noqa: E731
+        n = "" if self.version == 1 else f"|n{j(self.convs)}"
         return (f"s{self.stride}|c{j(self.channels)}|k{j(self.kernels)}|b{j(self.blocks)}"
-                f"|r{j(self.residual)}")
+                f"|r{j(self.residual)}{n}")
 
     @property
     def arch_index(self) -> int:
         return encode(self)
 
     def config(self) -> dict:
+        extra = {} if self.version == 1 else {"convs": list(self.convs)}
         return {"stride": self.stride, "levels": self.depth, "channels": list(self.channels),
                 "kernels": list(self.kernels), "blocks": list(self.blocks),
-                "residual": list(self.residual)}
+                "residual": list(self.residual), **extra}
 
     def config_json(self) -> str:
         """The canonical JSON of the choices (the architectures table's ``config``)."""
@@ -167,13 +182,16 @@ def _offset(variant: tuple[int, int], version: int = 1) -> int:
 
 def encode(arch: Arch) -> int:
     """``arch_index`` of an architecture (in its version's enumeration)."""
-    index, per_level = 0, VERSIONS[arch.version].per_level
+    spec = VERSIONS[arch.version]
+    index = 0
     for level in range(arch.depth):
-        digit = (((level_channels(level, arch.version).index(arch.channels[level])
+        digit = (((level_channels(level).index(arch.channels[level])
                    * len(KERNELS) + KERNELS.index(arch.kernels[level])) * len(BLOCKS)
                   + BLOCKS.index(arch.blocks[level])) * len(RESIDUAL)
                  + RESIDUAL.index(arch.residual[level]))
-        index = index * per_level + digit
+        # version 1 has one value here, so its enumeration is unchanged
+        digit = digit * len(spec.convs) + spec.convs.index(arch.convs[level])
+        index = index * spec.per_level + digit
     return _offset((arch.stride, arch.depth), arch.version) + index
 
 
@@ -196,29 +214,34 @@ def decode(index: int, version: int = 1) -> Arch:
         rest, digit = divmod(rest, spec.per_level)
         digits.append(digit)
     digits.reverse()
-    ch, kk, bb, rr = [], [], [], []
+    ch, kk, bb, rr, nn = [], [], [], [], []
     for level, digit in enumerate(digits):
+        digit, n = divmod(digit, len(spec.convs))
+        nn.append(spec.convs[n])
         digit, r = divmod(digit, len(RESIDUAL))
         digit, b = divmod(digit, len(BLOCKS))
         w, k = divmod(digit, len(KERNELS))
-        ch.append(level_channels(level, version)[w])
+        ch.append(level_channels(level)[w])
         kk.append(KERNELS[k])
         bb.append(BLOCKS[b])
         rr.append(RESIDUAL[r])
-    return Arch(stride, tuple(ch), tuple(kk), tuple(bb), tuple(rr), version)
+    return Arch(stride, tuple(ch), tuple(kk), tuple(bb), tuple(rr), tuple(nn), version)
 
 
-_ID = re.compile(r"^s(\d)\|c([\d-]+)\|k([\d-]+)\|b([\d-]+)\|r([\d-]+)$")
+_ID = re.compile(r"^s(\d)\|c([\d-]+)\|k([\d-]+)\|b([\d-]+)\|r([\d-]+)(?:\|n([\d-]+))?$")
+_EXAMPLE = {1: "s2|c8-16-32|k3-5-3|b1-2-1|r0-1-0", 2: "s2|c8-16-32|k3-5-3|b1-2-1|r0-1-0|n2-1-2"}
 
 
 def from_id(arch_id: str, version: int = 1) -> Arch:
     """Parse an ``arch_id``; raises BadValueError for anything that is not in the space."""
+    spec = _version(version)
     m = _ID.match(arch_id.strip())
-    if not m:
-        raise BadValueError(f"{_version(version).space}: {arch_id!r} is not an arch_id such as "
-                            "'s2|c8-16-32|k3-5-3|b1-2-1|r0-1-0'")
-    parts = [tuple(int(x) for x in g.split("-")) for g in m.groups()[1:]]
-    return Arch(int(m.group(1)), *parts, version=version)
+    if not m or (m.group(6) is None) != (spec.convs == (2,)):
+        raise BadValueError(f"{spec.space}: {arch_id!r} is not an arch_id such as "
+                            f"{_EXAMPLE[version]!r}")
+    parts = [tuple(int(x) for x in g.split("-")) for g in m.groups()[1:] if g is not None]
+    return Arch(int(m.group(1)), *parts[:4], convs=parts[4] if len(parts) > 4 else (),
+                version=version)
 
 
 def sample(n: int, rng, version: int = 1) -> list[Arch]:
@@ -243,23 +266,28 @@ def macs(arch: Arch, in_channels: int, out_channels: int,
     """
     voxels = spatial[0] * spatial[1] * spatial[2]
 
-    def block(cin: int, cout: int, k: int, v: int, residual: int) -> int:
-        n = (cin * cout + cout * cout) * k ** 3 * v
+    def block(cin: int, cout: int, k: int, v: int, residual: int, convs: int,
+              strided: bool) -> int:
+        n = (cin * cout + (convs - 1) * cout * cout) * k ** 3 * v
+        if residual and convs == 1 and strided:  # ResidualUnit: a strided k^3 skip conv
+            return n + cin * cout * k ** 3 * v
         return n + (cin * cout * v if residual and cin != cout else 0)
 
-    def stage(level: int, cin: int, cout: int, v: int) -> int:
+    def stage(level: int, cin: int, cout: int, v: int, strided: bool) -> int:
         k, b, r = arch.kernels[level], arch.blocks[level], arch.residual[level]
-        return block(cin, cout, k, v, r) + (b - 1) * block(cout, cout, k, v, r)
+        n = arch.convs[level]
+        return (block(cin, cout, k, v, r, n, strided)
+                + (b - 1) * block(cout, cout, k, v, r, n, False))
 
     ch, total, prev = arch.channels, 0, in_channels
     res = [voxels // 8 ** (level + arch.stride - 1) for level in range(arch.depth)]
     for level in range(arch.depth):
-        total += stage(level, prev, ch[level], res[level])
+        total += stage(level, prev, ch[level], res[level], level > 0 or arch.stride > 1)
         prev = ch[level]
     for level in range(arch.depth - 2, -1, -1):
         # a transposed convolution with kernel 2 and stride 2: cin * cout per output voxel
         total += ch[level + 1] * ch[level] * res[level]
-        total += stage(level, 2 * ch[level], ch[level], res[level])
+        total += stage(level, 2 * ch[level], ch[level], res[level], False)
     if arch.stride == 2:
         total += ch[0] * ch[0] * voxels
     return total + ch[0] * out_channels * voxels
@@ -274,36 +302,34 @@ def blocks(arch: Arch, in_channels: int) -> list[str]:
     The first-level stride fixes every level's resolution for a given input size.
     """
     s, ch = arch.stride, arch.channels
+    n = ["" if arch.version == 1 else f"|n{c}" for c in arch.convs]
     prev, keys = in_channels, []
     for level in range(arch.depth):
         keys.append(f"enc|l{level}|s{s}|i{prev}|c{ch[level]}|k{arch.kernels[level]}"
-                    f"|b{arch.blocks[level]}|r{arch.residual[level]}")
+                    f"|b{arch.blocks[level]}|r{arch.residual[level]}{n[level]}")
         prev = ch[level]
     for level in range(arch.depth - 2, -1, -1):
         keys.append(f"dec|l{level}|s{s}|i{ch[level + 1]}|c{ch[level]}|k{arch.kernels[level]}"
-                    f"|b{arch.blocks[level]}|r{arch.residual[level]}")
+                    f"|b{arch.blocks[level]}|r{arch.residual[level]}{n[level]}")
     keys.append(f"head|s{s}|c{ch[0]}")
     return keys
 
 
 def all_blocks(in_channels: int, version: int = 1) -> list[str]:
     """Every block key of the space (the lookup table's rows), in a fixed order."""
+    spec = _version(version)
+    ns = [""] if version == 1 else [f"|n{n}" for n in spec.convs]
     keys: dict[str, None] = {}
     for stride, depth in VARIANTS:
         for level in range(depth):
-            ins = (in_channels,) if level == 0 else level_channels(level - 1, version)
-            for i in ins:
-                for c in level_channels(level, version):
-                    for k in KERNELS:
-                        for b in BLOCKS:
-                            for r in RESIDUAL:
-                                keys[f"enc|l{level}|s{stride}|i{i}|c{c}|k{k}|b{b}|r{r}"] = None
-                                if level < depth - 1:
-                                    below = level_channels(level + 1, version)
-                                    for cb in below:
-                                        keys[f"dec|l{level}|s{stride}|i{cb}|c{c}|k{k}|b{b}"
-                                             f"|r{r}"] = None
-        for c in level_channels(0, version):
+            ins = (in_channels,) if level == 0 else level_channels(level - 1)
+            for i, c, k, b, r, n in itertools.product(ins, level_channels(level), KERNELS,
+                                                      BLOCKS, RESIDUAL, ns):
+                keys[f"enc|l{level}|s{stride}|i{i}|c{c}|k{k}|b{b}|r{r}{n}"] = None
+                if level < depth - 1:
+                    for cb in level_channels(level + 1):
+                        keys[f"dec|l{level}|s{stride}|i{cb}|c{c}|k{k}|b{b}|r{r}{n}"] = None
+        for c in level_channels(0):
             keys[f"head|s{stride}|c{c}"] = None
     return list(keys)
 

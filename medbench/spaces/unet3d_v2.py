@@ -1,22 +1,27 @@
-"""The ``unet3d-v2`` space: the ``unet3d`` grammar with affine instance norm and width 2.
+"""The ``unet3d-v2`` space: the ``unet3d`` grammar with affine instance norm and a choice of
+one or two convolutions per block.
 
 Version 2 of :mod:`medbench.spaces.unet3d`, which holds the grammar (see its docstring): the
-same levels, first-level stride, kernels, blocks and residual choice per level, and the same
-``arch_id`` spelling, with two changes.
+same levels, first-level stride, widths, kernels, blocks and residual choice per level, with
+two changes.
 
 * Instance norm has learnable scale and shift everywhere (MONAI ``UnetBasicBlock`` /
   ``UnetResBlock`` with ``norm_name=("instance", {"affine": True})``, as the DynUNet
   reference). In version 1, without them, about half of the released stride-2 networks with
   4 channels at level 0 collapsed to one foreground class on MSD hippocampus, whatever their
   size; with them the same networks train (see DATASHEET.md).
-* Level-0 widths are {2, 4, 8, 16, 32} (channels ``m * 2**level``, capped at 320). Width 2
-  brings the smallest U-Nets to a few milliseconds on a 2-core CPU (ONNX Runtime, one
-  thread, 48x64x48), within reach of edge devices.
+* Each level chooses 1 or 2 convolutions per block (``n`` in ``arch_id``, e.g.
+  ``s2|c4-8-16|k3-3-3|b1-1-1|r0-0-0|n1-1-1``). A one-convolution block is MONAI's
+  ``Convolution`` (conv, norm, PReLU) or, residual, a one-subunit ``ResidualUnit``; two is
+  version 1's ``UnetBasicBlock`` / ``UnetResBlock``. One convolution per block is what MONAI's
+  ``UNet`` does, and halves the full- and half-resolution work that dominates the smallest
+  U-Nets' latency on a CPU (ONNX Runtime, one thread, 48x64x48): it brings them within a
+  few milliseconds, the reach of edge devices. (A level-0 width of 2 was tried first: with
+  two channels before the linear head, both seeds of the first network trained predicted
+  at most one foreground class, so it is not in the space.)
 
-Size: 40 choices per level, so 40**3 + 40**4 + 40**5 + 40**3 + 40**4 = 107,648,000
-architectures. Everything here but :func:`build` runs without torch. An ``arch_id`` names a
-network of this space only together with the space name: the same string in ``unet3d``
-is a version-1 network.
+Size: 64 choices per level, so 64**3 + 64**4 + 64**5 + 64**3 + 64**4 = 1,107,820,544
+architectures. Everything here but :func:`build` runs without torch.
 """
 
 from __future__ import annotations
@@ -26,17 +31,18 @@ from medbench.spaces.unet3d import (BLOCKS, DEPTHS, KERNELS, RESIDUAL, STRIDES, 
                                     blocks, encode, macs)
 
 __all__ = ["NAME", "VERSION", "DEPTHS", "STRIDES", "VARIANTS", "WIDTHS", "KERNELS", "BLOCKS",
-           "RESIDUAL", "Arch", "n_archs", "n_per_level", "encode", "decode", "from_id", "sample", "macs",
+           "RESIDUAL", "CONVS", "Arch", "n_archs", "n_per_level", "encode", "decode", "from_id", "sample", "macs",
            "blocks", "all_blocks", "build", "level_channels"]
 
 VERSION = 2
 NAME = _grammar.VERSIONS[VERSION].space
-WIDTHS = _grammar.VERSIONS[VERSION].widths
+WIDTHS = _grammar.WIDTHS
+CONVS = _grammar.VERSIONS[VERSION].convs
 
 
 def level_channels(level: int) -> tuple[int, ...]:
     """The channel choices of a level."""
-    return _grammar.level_channels(level, VERSION)
+    return _grammar.level_channels(level)
 
 
 def n_archs() -> int:
