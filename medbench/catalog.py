@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from medbench.errors import UnknownNameError
 
 __all__ = ["TaskInfo", "SpaceInfo", "TASKS", "SPACES", "resolve_task", "resolve_space",
+           "superseded",
            "default_metric"]
 
 
@@ -34,10 +35,12 @@ class TaskInfo:
 
 @dataclass(frozen=True)
 class SpaceInfo:
-    """Identity of a search space."""
+    """Identity of a search space; ``superseded_by`` names the space that replaces it (its
+    rows stay queryable with ``--space``, but default queries leave them out)."""
 
     space: str
     description: str
+    superseded_by: str | None = None
 
 
 def _msd(number: int, folder_name: str, modality: str) -> TaskInfo:
@@ -86,9 +89,11 @@ TASKS: dict[str, TaskInfo] = {t.task: t for t in _ALL_TASKS}
 
 SPACES: dict[str, SpaceInfo] = {s.space: s for s in (
     SpaceInfo("unet3d", "U-Nets from MONAI blocks: levels, and per level channels, kernel, "
-                        "blocks and residual-or-plain (MED-NAS-Bench)"),
-    SpaceInfo("unet3d-v2", "unet3d version 2: affine instance norm everywhere and level-0 "
-                           "width 2 for edge devices (supersedes unet3d)"),
+                        "blocks and residual-or-plain (MED-NAS-Bench); version 1, superseded: "
+                        "its instance norm has no scale and shift",
+              superseded_by="unet3d-v2"),
+    SpaceInfo("unet3d-v2", "unet3d version 2: affine instance norm everywhere, and one or two "
+                           "convolutions per block, down to U-Nets for edge devices"),
     SpaceInfo("dynunet", "MONAI DynUNet configured nnU-Net-style: the reference for unet3d"),
     SpaceInfo("mednns", "OFA-style ResNets with elastic depth, expand ratio and width (MedNNS)"),
     SpaceInfo("mstf", "DARTS-like cells with multiscale pooling reduction cells (MSTF-NAS)"),
@@ -134,6 +139,12 @@ def resolve_space(name: str, extra: tuple[str, ...] = ()) -> str:
         if _norm(space) == key:
             return space
     raise UnknownNameError("space", name, sorted(set(SPACES) | set(extra)))
+
+
+def superseded() -> dict[str, str]:
+    """Space -> the newer version that replaces it (default queries leave the older out
+    where the newer has results)."""
+    return {s.space: s.superseded_by for s in SPACES.values() if s.superseded_by}
 
 
 def default_metric(task: str) -> str:

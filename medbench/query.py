@@ -112,9 +112,12 @@ def run(store: Store, *, task: str | None = None, space: str | None = None,
     Args:
         store: an open :class:`~medbench.store.Store`.
         task: task id or alias; may be omitted when the tables hold results for one task only.
-        space: keep one search space.
+        space: keep one search space; default: every space but those superseded by a newer
+            version that has results for the task (:func:`medbench.catalog.superseded`:
+            ``unet3d`` once ``unet3d-v2`` has results).
         device: device for latency/energy; default: the device with the most measurements
-            for this task, runtime, thread count and batch size.
+            of the listed spaces' architectures for this task, runtime, thread count and
+            batch size.
         runtime: inference runtime of the latency (``onnxruntime``, ``torch``).
         threads: intra-op threads of the latency (0 = all cores).
         batch: batch size of the latency.
@@ -167,30 +170,62 @@ def run(store: Store, *, task: str | None = None, space: str | None = None,
 
     # Views over this task's partition only: a query never opens other tasks' files.
     views = {t: store.view(t, task) for t in ("evaluations", "hardware", "costs")}
+    hidden = () if space is not None else _superseded_here(store, views["evaluations"], task)
+    shown, shown_args = _shown_spaces(space, hidden)
     if device is not None:
         device = store.resolve_device(device)
         reason = "chosen with --device"
     else:
         device = store.fetchone(
             f'SELECT device FROM "{views["hardware"]}" WHERE task = ? AND runtime = ? AND '
-            "threads = ? AND batch = ? GROUP BY device ORDER BY count(*) DESC, device LIMIT 1",
-            [task, runtime, threads, batch])
+            f"threads = ? AND batch = ? AND {shown} GROUP BY device "
+            "ORDER BY count(*) DESC, device LIMIT 1",
+            [task, runtime, threads, batch, *shown_args])
         device = device[0] if device else None
-        reason = "the device with the most measurements for this task" if device else ""
+        reason = ("the device with the most measurements of these architectures for this "
+                  "task" if device else "")
 
     notes = []
+    if hidden:
+        n = store.fetchone(f'SELECT count(DISTINCT (space, arch_id)) FROM "{views["evaluations"]}"'
+                           f" WHERE task = ? AND space IN ({', '.join('?' * len(hidden))})",
+                           [task, *hidden])[0]
+        if n:
+            notes.append(f"{n} architecture(s) of superseded spaces ({', '.join(hidden)}) "
+                         "left out: --space names one to see them")
     if device is None:
         notes.append(f"no latency measured for {task} with {runtime}, {threads} thread(s), "
                      f"batch {batch}")
         if pareto:
             notes.append("Pareto front taken on (val metric, params) for lack of latency")
-    sql, args = _compile(views, task, metric, space, method, device, runtime, threads, batch,
-                         latency_ms, energy_mj, params, min_metric, sort, limit, pareto,
-                         pareto_on_latency=device is not None)
+    sql, args = _compile(views, task, metric, (shown, shown_args), method, device, runtime,
+                         threads, batch, latency_ms, energy_mj, params, min_metric, sort, limit,
+                         pareto, pareto_on_latency=device is not None)
     return QueryResult(sql, args, store, task, metric, device, runtime, threads, batch,
                        device_reason=reason, notes=notes,
-                       limits={"space": space, "method": method, "latency_ms": latency_ms,
-                               "energy_mj": energy_mj, "params": params})
+                       limits={"space": space, "hidden": hidden, "method": method,
+                               "latency_ms": latency_ms, "energy_mj": energy_mj,
+                               "params": params})
+
+
+def _superseded_here(store: Store, ev_view: str, task: str) -> tuple[str, ...]:
+    """The superseded spaces whose newer version has results for ``task``."""
+    newer = catalog.superseded()
+    if not newer:
+        return ()
+    have = {r[0] for r in store.fetchall(
+        f'SELECT DISTINCT space FROM "{ev_view}" WHERE task = ? AND space IN '
+        f"({', '.join('?' * len(newer))})", [task, *newer.values()])}
+    return tuple(old for old, new in newer.items() if new in have)
+
+
+def _shown_spaces(space: str | None, hidden: tuple[str, ...]) -> tuple[str, list]:
+    """The SQL condition (and its values) on ``space`` that a query's rows meet."""
+    if space is not None:
+        return "space = ?", [space]
+    if hidden:
+        return f"space NOT IN ({', '.join('?' * len(hidden))})", list(hidden)
+    return "true", []
 
 
 _LIMITS = (("latency_ms", "hardware", "--max-latency", "ms"),
@@ -204,11 +239,11 @@ def explain_empty(store: Store, res: QueryResult) -> list[str]:
     out = []
     if res.task is None:
         return out
-    ev_where, ev_args = ["task = ?"], [res.task]
-    for name in ("space", "method"):
-        if res.limits.get(name) is not None:
-            ev_where.append(f"{name} = ?")
-            ev_args.append(res.limits[name])
+    shown, shown_args = _shown_spaces(res.limits.get("space"), res.limits.get("hidden", ()))
+    ev_where, ev_args = ["task = ?", shown], [res.task, *shown_args]
+    if res.limits.get("method") is not None:
+        ev_where.append("method = ?")
+        ev_args.append(res.limits["method"])
     ev = f'SELECT space, arch_id FROM "{store.view("evaluations", res.task)}" WHERE ' \
          + " AND ".join(ev_where)
     for column, table, option, unit in _LIMITS:
@@ -281,15 +316,13 @@ def _sort_clause(sort: str | None, metric: str) -> str:
     return f'"{name}" {direction.upper()} NULLS LAST, arch_id'
 
 
-def _compile(views, task, metric, space, method, device, runtime, threads, batch, latency_ms,
+def _compile(views, task, metric, spaces, method, device, runtime, threads, batch, latency_ms,
              energy_mj, params, min_metric, sort, limit, pareto, pareto_on_latency):
-    """The SQL and its positional parameters. Only schema and view names are spliced in."""
+    """The SQL and its positional parameters; ``spaces`` is :func:`_shown_spaces`'s pair.
+    Only schema and view names and placeholders are spliced in."""
     ev_view, hw_view, c_view = (f'"{views[t]}"' for t in ("evaluations", "hardware", "costs"))
     m = metric
-    ev_where, args = ["task = ?"], [task]
-    if space is not None:
-        ev_where.append("space = ?")
-        args.append(space)
+    ev_where, args = ["task = ?", spaces[0]], [task, *spaces[1]]
     if method is not None:
         ev_where.append("method = ?")
         args.append(method)

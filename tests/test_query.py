@@ -124,3 +124,34 @@ def test_task_aliases(store):
 def test_result_converts_to_arrow(store):
     table = store.query(task="hippocampus", limit=0).arrow()
     assert table.num_rows == 6 and "val_dice_std" in table.column_names
+
+
+def test_a_superseded_space_leaves_the_default_query_once_its_successor_has_results(release):
+    """unet3d rows stay queryable with --space; once unet3d-v2 has results for the task the
+    default query lists v2 only, and its default device is the one that measured them."""
+    from conftest import RUN
+
+    from medbench.release import write_manifest, write_rows
+
+    with medbench.open(release) as s:
+        assert {r[0] for r in s.query(task=TASK, limit=0).rows()} == {"unet3d"}
+    v2 = "s2|c4-8-16|k3-3-3|b1-1-1|r0-0-0|n1-1-1"
+    write_rows(release, "architectures", [{"space": "unet3d-v2", "arch_id": v2,
+                                           "arch_index": 1, "config": "{}", "run_id": RUN}], "v2")
+    write_rows(release, "evaluations", [
+        {"space": "unet3d-v2", "arch_id": v2, "task": TASK, "method": "standalone",
+         "seed": seed, "epochs": 2, "val_dice": 0.8, "test_dice": 0.79, "run_id": RUN}
+        for seed in (0, 1)], "v2")
+    write_rows(release, "hardware", [
+        {"space": "unet3d-v2", "arch_id": v2, "task": TASK, "device": "dev-b",
+         "runtime": "onnxruntime", "threads": 1, "batch": 1, "latency_ms": 3.0,
+         "latency_method": "measured", "run_id": RUN}], "v2")
+    write_manifest(release)
+    with medbench.open(release) as s:
+        res = s.query(task=TASK, max_latency="4ms", limit=0)
+        assert [(r[0], r[1]) for r in res.rows()] == [("unet3d-v2", v2)]
+        assert res.device == "dev-b"  # dev-a measured more, but none of these
+        assert any("superseded" in n and "unet3d" in n for n in res.notes)
+        old = s.query(task=TASK, space="unet3d", limit=0)
+        assert {r[0] for r in old.rows()} == {"unet3d"} and len(old.rows()) == 6
+        assert old.device == "dev-a" and not any("superseded" in n for n in old.notes)

@@ -41,7 +41,7 @@ def test_tasks_spaces_devices_api(release):
         tasks = dict(store.tasks().select("task, n_evaluations").fetchall())
         assert tasks["msd/hippocampus"] == 10 and len(tasks) == 28
         spaces = dict(store.spaces().select("space, n_archs_with_results").fetchall())
-        assert spaces == {"unet3d": 5, "dynunet": 0, "mednns": 0, "mstf": 0}
+        assert spaces == {"unet3d": 5, "unet3d-v2": 0, "dynunet": 0, "mednns": 0, "mstf": 0}
         assert [d[0] for d in store.devices().select("device").fetchall()] == ["dev-a", "dev-b"]
 
 
