@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from medbench.errors import MedbenchError
-from medbench.manifest import list_table_files, write_manifest
+from medbench.manifest import MANIFEST_NAME, list_table_files, load_manifest, write_manifest
 from medbench.output import to_arrow as relation_to_arrow
 from medbench.release import to_arrow, write_rows
 from medbench.schema import TABLES
@@ -38,7 +38,7 @@ def release(work: str | Path, tables: str | Path, name: str | None = None) -> di
         if (work / "jobs").is_dir() else []
     if not jobs:
         raise MedbenchError(f"no finished job under {work}/jobs")
-    released = list_table_files(tables)
+    released = listed_files(tables)
     if name is None:
         # Unique among the released files: two releases in one second must not share a name
         # (write_rows refuses to overwrite, and a shared name once dropped released rows).
@@ -79,6 +79,33 @@ def release(work: str | Path, tables: str | Path, name: str | None = None) -> di
         con.close()
     write_manifest(tables)
     return added
+
+
+def listed_files(tables: Path) -> dict[str, list[str]]:
+    """The released files per table, as ``MANIFEST.json`` lists them, after checking that the
+    folder holds exactly those (sizes included). A Parquet file on disk that the manifest
+    does not list would otherwise be adopted by this release's manifest, and rows of the
+    jobs whose keys it holds dropped, so nothing is released until it is dealt with."""
+    on_disk = list_table_files(tables)
+    manifest = load_manifest(tables)
+    if manifest is None:
+        if on_disk:
+            raise MedbenchError(f"{tables} holds Parquet files but no {MANIFEST_NAME}: "
+                                "nothing released")
+        return {}
+    listed: dict[str, list[str]] = {}
+    for entry in manifest["files"]:
+        listed.setdefault(entry["table"], []).append(entry["path"])
+        path = tables / entry["path"]
+        if not path.is_file() or path.stat().st_size != entry["bytes"]:
+            raise MedbenchError(f"{entry['path']} is missing or not the size {MANIFEST_NAME} "
+                                "lists (run 'medbench validate'): nothing released")
+    stray = sorted(set().union(*on_disk.values()) - set().union(*listed.values())) \
+        if on_disk else []
+    if stray:
+        raise MedbenchError(f"{len(stray)} Parquet file(s) under {tables} are not in "
+                            f"{MANIFEST_NAME} (e.g. {stray[0]}): remove them; nothing released")
+    return {k: sorted(v) for k, v in listed.items()}
 
 
 def _run_id_clashes(con, jobs: list[Path], released_runs: list[str]) -> list[str]:

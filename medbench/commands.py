@@ -54,10 +54,10 @@ def _root(
     _state["tables"] = tables
 
 
-def _open():
+def _open(**options):
     from medbench.store import open as open_store
 
-    return open_store(_state["tables"])
+    return open_store(_state["tables"], **options)
 
 
 @app.command(help=QUERY_HELP, add_help_option=False, context_settings={
@@ -72,9 +72,15 @@ def sql(
     statement: Annotated[str, typer.Argument(help="One read-only SQL statement.")],
     fmt: FormatOpt = Format.table,
     output: Annotated[Optional[str], typer.Option(help="File for --format parquet.")] = None,
+    timeout: Annotated[float, typer.Option(
+        help="Stop the query after this many seconds (0: no limit).")] = 60.0,
+    memory_limit: Annotated[str, typer.Option(
+        help="The most memory DuckDB may use, e.g. 500MB, 4GB.")] = "4GB",
 ) -> None:
     """Run read-only SQL over the tables (every table is a view)."""
-    with _open() as store:
+    if not 0 <= timeout <= 1e6:  # NaN included; a timer cannot wait past about 11 days
+        raise MedbenchError(f"--timeout must lie in [0, 1e6] seconds: {timeout:g}")
+    with _open(memory_limit=memory_limit) as store, store.guard(timeout or None):
         emit(store.sql(statement), fmt, output=output)
 
 

@@ -12,13 +12,18 @@ The connection is locked down: DuckDB may read the tables' folder and nothing el
 from __future__ import annotations
 
 import os
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 
 from medbench import catalog
-from medbench.errors import BadValueError, ReadOnlyError, TableError, UnknownNameError
+from medbench.errors import (BadValueError, MedbenchError, ReadOnlyError, TableError,
+                             UnknownNameError)
 from medbench.manifest import MANIFEST_NAME, check_manifest_shape, list_table_files, load_manifest
 from medbench.remote import is_url, load_httpfs
 from medbench.schema import TABLE_NAMES, TABLES, Table, partition_segment
@@ -32,6 +37,22 @@ __all__ = ["Store", "open", "default_tables_path"]
 TABLES_ENV = "MEDBENCH_TABLES"
 
 _READ_STATEMENTS = {"SELECT", "EXPLAIN"}
+#: What DuckDB may use at most for one store's queries (``SET memory_limit``); the tables are
+#: megabytes, so a query that needs more is a runaway one.
+DEFAULT_MEMORY_LIMIT = "4GB"
+#: Whitespace and comments, which may stand before and between a statement's first words.
+_GAP = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*", re.S)
+#: What follows EXPLAIN before the statement it explains: ANALYZE, or an option list.
+_EXPLAIN_HEAD = re.compile(r"EXPLAIN\b(?:(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*"
+                           r"(?:ANALY[SZ]E\b|\([^()]*\)))?", re.S | re.I)
+
+
+def explained_statement(query: str) -> str | None:
+    """The statement an ``EXPLAIN [ANALYZE | (options)]`` statement wraps, or None when the
+    text does not start that way. ``EXPLAIN ANALYZE`` runs what it wraps, so that statement
+    is the one to check."""
+    head = _EXPLAIN_HEAD.match(query, _GAP.match(query).end())
+    return query[head.end():] if head else None
 
 
 def default_tables_path() -> str:
@@ -64,10 +85,11 @@ class Store:
         files: Parquet files per table, relative to ``root``.
         manifest: the parsed manifest, if the release has one.
         fs: for a URL, the fsspec filesystem that reads it (None: DuckDB's httpfs).
+        memory_limit: the most memory DuckDB may use (``"4GB"``, ``"500MB"``).
     """
 
     def __init__(self, root: str, files: dict[str, list[str]], manifest: dict | None,
-                 fs: Any = None):
+                 fs: Any = None, memory_limit: str = DEFAULT_MEMORY_LIMIT):
         self.root = root
         self.files = files
         self.manifest = manifest
@@ -91,6 +113,16 @@ class Store:
             else:
                 allowed = str(Path(root).resolve()) + os.sep
             self.con.execute(f"SET allowed_directories = [{_quote(allowed)}]")
+            # No spill folder: DuckDB would allow reads of its default one (./.tmp of the
+            # caller) whatever allowed_directories says.
+            self.con.execute("SET temp_directory = ''")
+            try:
+                if memory_limit.strip().startswith("-"):
+                    raise duckdb.InvalidInputException(memory_limit)
+                self.con.execute(f"SET memory_limit = {_quote(memory_limit)}")
+            except duckdb.Error:
+                raise BadValueError(f"--memory-limit {memory_limit!r} is not a size such as "
+                                    "500MB or 4GB") from None
             self.con.execute("SET enable_external_access = false")
             self.con.execute("SET lock_configuration = true")
         except BaseException:
@@ -208,7 +240,16 @@ class Store:
             raise _translate(e) from None
         if len(statements) != 1:
             raise ReadOnlyError(f"give exactly one SQL statement (got {len(statements)})")
-        kind = statements[0].type.name
+        kind, inner = statements[0].type.name, query
+        while kind == "EXPLAIN":  # EXPLAIN ANALYZE runs what it wraps: check that instead
+            inner = explained_statement(inner)
+            try:
+                wrapped = duckdb.extract_statements(inner) if inner is not None else []
+            except duckdb.Error:
+                wrapped = []
+            if len(wrapped) != 1:
+                raise ReadOnlyError("medbench sql: EXPLAIN must wrap one read-only statement")
+            kind = wrapped[0].type.name
         if kind not in _READ_STATEMENTS:
             raise ReadOnlyError(f"medbench sql is read-only: {kind} statements are not allowed")
         self.views()
@@ -218,6 +259,31 @@ class Store:
             raise _translate(e) from None
 
     # -- the API --------------------------------------------------------------------------------
+
+    @contextmanager
+    def guard(self, timeout: float | None = None) -> Iterator[None]:
+        """Run what the block fetches from this store under a time limit: after ``timeout``
+        seconds DuckDB is interrupted and a MedbenchError raised; DuckDB errors raised while
+        fetching become one-line medbench errors; Ctrl-C stays a KeyboardInterrupt."""
+        timer = None
+        if timeout:
+            timer = threading.Timer(timeout, self.con.interrupt)
+            timer.daemon = True
+            timer.start()
+        try:
+            yield
+        except duckdb.InterruptException:
+            if timer is not None and not timer.is_alive():
+                raise MedbenchError(f"query stopped after {timeout:g} s (--timeout)") from None
+            raise KeyboardInterrupt from None
+        except duckdb.OutOfMemoryException as e:
+            raise MedbenchError(f"query needs more memory than --memory-limit allows: "
+                                f"{one_line(e)}") from None
+        except duckdb.Error as e:
+            raise _translate(e) from None
+        finally:
+            if timer is not None:
+                timer.cancel()
 
     def table(self, name: str) -> duckdb.DuckDBPyRelation:
         """The whole of one table as a relation."""
@@ -394,7 +460,8 @@ def _translate(e: duckdb.Error) -> Exception:
 
 
 def open(path_or_url: str | os.PathLike | None = None,  # noqa: A001 - like gzip.open
-         storage_options: dict[str, Any] | None = None, filesystem: Any = None) -> Store:
+         storage_options: dict[str, Any] | None = None, filesystem: Any = None,
+         memory_limit: str = DEFAULT_MEMORY_LIMIT) -> Store:
     """Open a medbench release.
 
     Args:
@@ -406,6 +473,7 @@ def open(path_or_url: str | os.PathLike | None = None,  # noqa: A001 - like gzip
             or ``{"endpoint_url": ...}`` for S3).
         filesystem: for a URL, an fsspec filesystem to read it with (overrides
             ``storage_options``).
+        memory_limit: the most memory DuckDB may use for the store's queries (``"4GB"``).
 
     Returns:
         A :class:`Store`. Opening reads the manifest only; Parquet files are read by queries.
@@ -422,7 +490,7 @@ def open(path_or_url: str | os.PathLike | None = None,  # noqa: A001 - like gzip
         fs = filesystem if filesystem is not None else remote.filesystem(root, storage_options)
         where = root.rstrip("/") + "/" + MANIFEST_NAME
         manifest = check_manifest_shape(remote.load_json(where, fs), where)
-        return Store(root, _files_from_manifest(manifest), manifest, fs)
+        return Store(root, _files_from_manifest(manifest), manifest, fs, memory_limit)
     if not Path(root).is_dir():
         raise TableError(f"no tables folder at {root}")
     manifest = load_manifest(root)
@@ -435,7 +503,7 @@ def open(path_or_url: str | os.PathLike | None = None,  # noqa: A001 - like gzip
                 if not (Path(root) / rel).is_file():
                     raise TableError(f"{rel} is listed in {MANIFEST_NAME} but missing under "
                                      f"{root} (run 'medbench validate')")
-    return Store(root, files, manifest)
+    return Store(root, files, manifest, memory_limit=memory_limit)
 
 
 def _files_from_manifest(manifest: dict) -> dict[str, list[str]]:

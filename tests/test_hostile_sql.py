@@ -1,0 +1,166 @@
+"""Hostile input, first the SQL and release classes: every case must end with exit code 2 (or
+130), one line on stderr, no traceback, and the tables' bytes unchanged.
+
+The tables are the tiny synthetic release of conftest (made-up numbers)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import one_line_error
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every file under ``root`` with its sha256: what must not change."""
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+WRITES = [
+    "COPY (SELECT 1 AS a) TO '{t}/evil.csv'",
+    "COPY evaluations TO '{t}/evaluations/evil.parquet' (FORMAT parquet)",
+    "ATTACH '{t}/evil.db' AS x",
+    "INSTALL httpfs",
+    "LOAD httpfs",
+    "SET enable_external_access = true",
+    "CREATE TABLE x AS SELECT 1",
+    "CREATE OR REPLACE VIEW evaluations AS SELECT 1 AS a",
+    "DROP VIEW evaluations",
+    "INSERT INTO evaluations SELECT * FROM evaluations",
+    "DELETE FROM evaluations",
+    "UPDATE evaluations SET val_dice = 1",
+    "EXPORT DATABASE '{t}/dump'",
+    "PRAGMA enable_profiling",
+    "CALL pragma_version()",
+    "CHECKPOINT",
+    "VACUUM",
+    "PREPARE p AS COPY (SELECT 1) TO '{t}/p.csv'",
+    "DETACH memory",
+    "USE memory",
+]
+WRAPPERS = [
+    "EXPLAIN {s}",
+    "EXPLAIN ANALYZE {s}",
+    "explain analyse {s}",
+    "EXPLAIN (ANALYZE) {s}",
+    "EXPLAIN (ANALYZE, FORMAT json) {s}",
+    "/* hidden */ EXPLAIN ANALYZE {s}",
+    "EXPLAIN -- a comment\n ANALYZE {s}",
+    "EXPLAIN /* a */ ANALYZE /* b */ {s}",
+    "{s}",
+]
+
+
+@pytest.mark.parametrize("statement", WRITES)
+@pytest.mark.parametrize("wrapper", WRAPPERS)
+def test_no_statement_that_writes_runs_in_any_wrapper(release, cli, statement, wrapper):
+    before = snapshot(release)
+    r = cli(release, "sql", wrapper.format(s=statement.format(t=release)))
+    assert one_line_error(r), (r.code, r.err, r.out)
+    assert snapshot(release) == before
+
+
+@pytest.mark.parametrize("statement", [
+    "SELECT * FROM read_csv('.tmp/x.csv')",
+    "SELECT * FROM read_text('.tmp/x.csv')",
+    "SELECT * FROM read_parquet('../outside/*.parquet')",
+    "SELECT * FROM read_text('/etc/hostname')",
+    "SELECT * FROM glob('/*')",
+    "SELECT * FROM read_blob('{t}/../secret.txt')",
+])
+def test_nothing_outside_the_tables_can_be_read(release, cli, tmp_path, monkeypatch,
+                                                statement):
+    (tmp_path / ".tmp").mkdir()
+    (tmp_path / ".tmp" / "x.csv").write_text("a,b\n1,2\n")  # DuckDB's default spill folder
+    (tmp_path / "secret.txt").write_text("secret")
+    monkeypatch.chdir(tmp_path)
+    before = snapshot(release)
+    r = cli(release, "sql", statement.format(t=release))
+    assert one_line_error(r), (r.code, r.err, r.out)
+    assert "secret" not in r.out and "1,2" not in r.out
+    assert snapshot(release) == before
+
+
+def test_explain_analyze_of_a_read_still_answers(release, cli):
+    r = cli(release, "sql", "EXPLAIN ANALYZE SELECT count(*) FROM evaluations")
+    assert r.code == 0 and "Traceback" not in r.err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--timeout", "1", "SELECT count(*) FROM range(1000000000000)"], "--timeout"),
+    (["--memory-limit", "20MB", "SELECT list(range) FROM range(200000000)"], "memory"),
+    (["--memory-limit", "lots", "SELECT 1"], "--memory-limit"),
+    (["--memory-limit", "-5GB", "SELECT 1"], "--memory-limit"),
+    (["--timeout", "-1", "SELECT 1"], "--timeout"),
+    (["--timeout", "nan", "SELECT 1"], "--timeout"),
+    (["--timeout", "1e999", "SELECT 1"], "--timeout"),
+    (["SELECT 1; SELECT 2"], "exactly one"),
+    (["SELEC 1"], "malformed"),
+    ([""], "exactly one"),
+])
+def test_runaway_and_malformed_queries_end_in_one_line(release, cli, args, message):
+    before = snapshot(release)
+    r = cli(release, "sql", *args)
+    assert one_line_error(r) and message in r.err, (r.code, r.err)
+    assert snapshot(release) == before
+
+
+# -- the release writer ---------------------------------------------------------------------
+
+def _one_job(work: Path, key: str, arch: str) -> Path:
+    """A finished job folder in the real format (made-up numbers)."""
+    from conftest import TASK
+
+    from medbench.release import write_rows
+
+    job = work / "jobs" / key
+    write_rows(job, "runs", [{"run_id": key, "builder": "tests", "builder_version": "0",
+                              "status": "ok", "seconds": 1.0, "rows_written": 1}], key)
+    write_rows(job, "architectures", [{"space": "unet3d", "arch_id": arch, "arch_index": 99,
+                                       "config": "{}", "run_id": key}], key)
+    write_rows(job, "evaluations", [{"space": "unet3d", "arch_id": arch, "task": TASK,
+                                     "method": "standalone", "seed": 0, "val_dice": 0.5,
+                                     "run_id": key}], key)
+    (job / "job.json").write_text('{"key": "%s", "run_id": "%s", "status": "ok"}' % (key, key))
+    return work
+
+
+@pytest.mark.parametrize("damage", ["stray", "stray-colliding", "no-manifest", "truncated",
+                                    "missing"])
+def test_release_refuses_a_tables_folder_that_is_not_its_manifest(release, tmp_path, damage,
+                                                                  capsys):
+    from builders.release import main
+
+    work = _one_job(tmp_path / "work", "job-1", "f-new")
+    evals = sorted((release / "evaluations").rglob("*.parquet"))[0]
+    if damage == "stray":
+        shutil.copy(evals, evals.with_name("stray.parquet"))
+    elif damage == "stray-colliding":  # holds the very keys the job brings
+        _one_job(tmp_path / "other", "job-x", "f-new")
+        src = next((tmp_path / "other" / "jobs" / "job-x" / "evaluations").rglob("*.parquet"))
+        shutil.copy(src, evals.with_name("adopt-me.parquet"))
+    elif damage == "no-manifest":
+        os.remove(release / "MANIFEST.json")
+    elif damage == "truncated":
+        evals.write_bytes(evals.read_bytes()[:-10])
+    else:
+        evals.unlink()
+    before = snapshot(release)
+    assert main([str(work), "--tables", str(release)]) == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(err) == 1 and err[0].startswith("builders.release: error:"), err
+    assert "nothing released" in err[0]
+    assert snapshot(release) == before
+
+
+def test_release_of_a_clean_folder_still_adds_the_rows(release, tmp_path):
+    from builders.release import release as do_release
+    from medbench.validate import validate
+
+    work = _one_job(tmp_path / "work", "job-1", "f-new")
+    assert do_release(work, release)["evaluations"] == 1
+    assert validate(release).ok
