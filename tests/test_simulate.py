@@ -492,3 +492,38 @@ def test_a_searcher_that_evaluates_nothing_is_named(tmp_path):
     assert "| rs |" in text and "| re-warm |" not in text
     assert "No evaluation finished within the budget: re-warm" in text
     assert "budget 1000 s simulated" in text
+
+
+_HASH_SEED_RUN = """
+import numpy as np
+from medbench.simulate import Tabular, make_searcher, simulate
+n, ops = 48, ["max_pool_3x3", "avg_pool_3x3", "sep_conv_3x3", "skip_connect"]
+r = np.random.default_rng(0)
+val = np.linspace(0.3, 0.9, n)[:, None, None] + r.normal(0, 0.01, (n, 2, 3))
+elapsed = np.cumsum(np.full((n, 2, 3), 10.0), axis=2)
+configs = [{"normal": [ops[i % 4], ops[(i // 4) % 4]], "reduce": [f"{ops[i % 3]}@{i % 5}"]}
+           for i in range(n)]
+t = Tabular("mstf", "toy/task", "standalone", "acc", [f"a{i}" for i in range(n)], np.arange(2),
+            val, elapsed, val[:, :, -1].copy(), np.linspace(1, 9, n), np.full(n, np.nan),
+            np.full(n, np.nan), configs)
+for name in ("re", "ls", "nsga2"):
+    s = make_searcher(name, n_archs=n, max_epochs=3, rng=np.random.default_rng(3),
+                      configs=configs, latency_ms=t.latency_ms)
+    print(name, simulate(t, s, workers=2, budget_seconds=1500,
+                         rng=np.random.default_rng(4)).arch.tolist())
+"""
+
+
+def test_string_choices_give_the_same_search_whatever_the_hash_seed():
+    """Searches over string choices (mstf's operations) read features made from the
+    choices: they must not depend on Python's per-process string hashing."""
+    import os
+    import subprocess
+    import sys
+
+    outs = []
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        outs.append(subprocess.run([sys.executable, "-c", _HASH_SEED_RUN], env=env,
+                                   capture_output=True, text=True, check=True).stdout)
+    assert outs[0].count("\n") == 3 and outs[0] == outs[1]

@@ -7,6 +7,8 @@ the table, so it cannot read test (or unseen validation) numbers.
 
 from __future__ import annotations
 
+import hashlib
+
 from collections import deque
 
 import numpy as np
@@ -56,7 +58,12 @@ def _choices(value) -> list[int]:
         return [x for key in sorted(value) for x in _choices(value[key])]
     if isinstance(value, list):
         return [x for v in value for x in _choices(v)]
-    return [int(value) if isinstance(value, (bool, int)) else hash(value)]
+    if isinstance(value, (bool, int)):
+        return [int(value)]
+    # hash() of a string changes with PYTHONHASHSEED, and so would every search that reads
+    # these features; a digest of the value's repr is the same in every process
+    digest = hashlib.blake2b(repr(value).encode(), digest_size=8).digest()
+    return [int.from_bytes(digest, "little", signed=True)]
 
 
 def config_features(configs: list[dict]) -> np.ndarray:
