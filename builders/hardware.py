@@ -42,7 +42,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from builders.jobs import Job, WorkDir, add_backend_args, run_jobs
-from medbench.catalog import resolve_task
+from medbench.catalog import resolve_space, resolve_task
 from medbench.errors import MedbenchError
 
 __all__ = ["probe_device", "cpu_identity", "check_same_device", "rapl_zone", "rapl_energy_mj",
@@ -514,8 +514,10 @@ def fit_lut(tables: str, task: str, run_id: str) -> tuple[dict[str, list[dict]],
     return {"latency_lut": lut_rows, "hardware": hw_rows}, summary
 
 
-def architectures_to_measure(tables: str | None, task: str, plan_archs: int) -> list[tuple]:
-    """(space, arch_id) with results for ``task`` in ``tables``, plus the unet3d plan."""
+def architectures_to_measure(tables: str | None, task: str, plan_archs: int,
+                             space: str | None = None) -> list[tuple]:
+    """(space, arch_id) with results for ``task`` in ``tables``, plus the standalone plan of
+    ``space`` (``unet3d-v2`` unless ``unet3d`` is asked for); only ``space``'s if given."""
     out = set()
     if tables and Path(tables).is_dir():
         import medbench
@@ -525,10 +527,11 @@ def architectures_to_measure(tables: str | None, task: str, plan_archs: int) -> 
                 f'SELECT DISTINCT space, arch_id FROM "{store.view("evaluations", task)}" '
                 "WHERE task = ?", [task]))
     if plan_archs:
-        from builders.unet3d import plan
+        from builders.unet3d import plan, plan_v2
 
-        out |= {(j.args["space"], j.args["arch_id"]) for j in plan(plan_archs, [0], True)}
-    return sorted(out)
+        make = plan if space == "unet3d" else plan_v2
+        out |= {(j.args["space"], j.args["arch_id"]) for j in make(plan_archs, [0], True)}
+    return sorted(a for a in out if space is None or a[0] == space)
 
 
 def measured_in_tables(tables: str | None, task: str, device: str, runtimes: list[str],
@@ -570,8 +573,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--task", default="msd/hippocampus")
     ap.add_argument("--tables", default="tables", help="measure the architectures with "
                     "results here")
-    ap.add_argument("--plan", type=int, default=0, help="also the unet3d standalone plan of "
-                    "this many architectures (and the DynUNet reference)")
+    ap.add_argument("--plan", type=int, default=0, help="also the unet3d-v2 (or --space's) "
+                    "standalone plan of this many architectures (and the DynUNet reference)")
+    ap.add_argument("--space", default=None, help="only architectures of this space")
     ap.add_argument("--only", nargs="*", default=None, help="measure these space:arch_id")
     ap.add_argument("--device-name", default=None, help="device id (default: from the CPU/GPU)")
     ap.add_argument("--device", default="cpu", help="cpu or cuda (torch runtime only)")
@@ -605,13 +609,18 @@ def main(argv: list[str] | None = None) -> int:
         if not task.startswith("msd/") and (args.lut or args.plan or args.max_gmacs):
             raise MedbenchError("--lut, --plan and --max-gmacs are for unet3d on MSD tasks")
         shape, n_out, control_net = task_io(args.tables, task, args.spatial)
+        space = resolve_space(args.space) if args.space else None
         archs = [tuple(a.split(":", 1)) for a in args.only] if args.only else \
-            architectures_to_measure(args.tables, task, args.plan)
+            architectures_to_measure(args.tables, task, args.plan, space)
         if args.max_gmacs:
-            from medbench.spaces import unet3d
+            from medbench.spaces import get_space
 
-            archs = [a for a in archs if a[0] == "unet3d" and unet3d.macs(
-                unet3d.from_id(a[1]), shape[0], n_out, tuple(shape[1:])) <= args.max_gmacs * 1e9]
+            def gmacs(a: tuple) -> float:
+                m = get_space(a[0])
+                return m.macs(m.from_id(a[1]), shape[0], n_out, tuple(shape[1:])) / 1e9
+
+            archs = [a for a in archs if a[0].startswith("unet3d")
+                     and gmacs(a) <= args.max_gmacs]
         if not archs:
             raise MedbenchError(f"no architecture to measure for {task}: none has results in "
                                 f"{args.tables}; use --plan or --only")
