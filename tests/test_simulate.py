@@ -527,3 +527,19 @@ def test_string_choices_give_the_same_search_whatever_the_hash_seed():
         outs.append(subprocess.run([sys.executable, "-c", _HASH_SEED_RUN], env=env,
                                    capture_output=True, text=True, check=True).stdout)
     assert outs[0].count("\n") == 3 and outs[0] == outs[1]
+
+
+def test_the_report_explains_a_zero_hypervolume_from_a_top_rung_never_reached(tmp_path):
+    """On a table of 11 architectures, ASHA (eta 3, rungs 1-3-9-27-40) cannot fill its top
+    rung, so it has no full-fidelity result and a hypervolume of 0: the summary says why."""
+    from medbench.simulate.report import compare, write_report
+
+    t = toy(n=11, epochs=40)
+    t.latency_ms = np.linspace(1, 11, 11)
+    runs = compare(t, ["rs", "asha"], workers=2, budget_seconds=20000, repeats=2)
+    assert not np.any((runs["algorithm"] == "asha") & (runs["epochs"] == 40))
+    text = (write_report(t, runs, tmp_path, workers=2, budget_seconds=20000,
+                         algorithms=["rs", "asha"]) / "summary.md").read_text()
+    assert "| asha | 0.0000 |" in text
+    assert "no run of asha trained" in text and "needs 81 distinct architectures" in text
+    assert "this table has 11" in text

@@ -175,6 +175,19 @@ def _duration(seconds: float) -> str:
     return f"{seconds:g} s"
 
 
+def _asha_note(table: Tabular, eta: int = 3) -> str:
+    """Why successive halving may never reach the top rung of a small table."""
+    from medbench.simulate.searchers import ASHA
+
+    rungs = ASHA(table.n_archs, table.max_epochs, np.random.default_rng(0), eta=eta).rungs
+    need = eta ** (len(rungs) - 1)
+    if table.n_archs >= need:
+        return ""
+    return (f"ASHA and successive halving promote the top 1/{eta} of a rung: their top rung "
+            f"(rungs {'-'.join(map(str, rungs))} epochs) needs {need} distinct architectures "
+            f"and this table has {table.n_archs}.")
+
+
 def write_report(table: Tabular, runs: dict[str, np.ndarray], out: str | Path, *,
                  workers: int, budget_seconds: float,
                  algorithms: list[str] | None = None) -> Path:
@@ -246,6 +259,13 @@ def write_report(table: Tabular, runs: dict[str, np.ndarray], out: str | Path, *
                   "|---|---|---|"]
         for name, c in hv.items():
             lines.append(f"| {name} | {c[:, -1].mean():.4f} | {c[:, -1].std():.4f} |")
+        full = {n for n in hv if np.any((runs["algorithm"] == n)
+                                        & (runs["epochs"] == table.max_epochs))}
+        if set(hv) - full:
+            lines += ["", "The hypervolume counts full-fidelity results only "
+                      f"({table.max_epochs} epochs); no run of {', '.join(sorted(set(hv) - full))} "
+                      "trained an architecture that far, so its hypervolume is 0, while its "
+                      "regret is that of its best result at any fidelity. " + _asha_note(table)]
         files += ", `hypervolume.png`/`.svg`, `pareto.png`/`.svg`"
     lines += ["", f"Files: {files}."]
     (out / "summary.md").write_text("\n".join(lines) + "\n")
