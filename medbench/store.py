@@ -272,7 +272,10 @@ class Store:
             timer.start()
         try:
             yield
-        except duckdb.InterruptException:
+        except (duckdb.InterruptException, RuntimeError) as e:
+            # DuckDB reports an interrupt (ours, or its own on Ctrl-C) as either
+            if not isinstance(e, duckdb.InterruptException) and "interrupted" not in str(e):
+                raise
             if timer is not None and not timer.is_alive():
                 raise MedbenchError(f"query stopped after {timeout:g} s (--timeout)") from None
             raise KeyboardInterrupt from None

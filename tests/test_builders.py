@@ -107,11 +107,11 @@ def test_builder_resumes_and_release_is_idempotent(tiny_msd, tmp_path):
 
     work, splits = tmp_path / "work", tmp_path / "splits"
     base = ["--data-root", str(tiny_msd), "--archs", "2", "--seeds", "0", "1", "--epochs", "2",
-            "--spatial", "16", "16", "16", "--work", str(work), "--splits-dir", str(splits),
+            "--spatial", "32", "32", "32", "--work", str(work), "--splits-dir", str(splits),
             "--threads", "1"]
     from builders.unet3d import VERSION
 
-    jobs = work / "msd_hippocampus" / f"v{VERSION}-e2-16x16x16" / "jobs"
+    jobs = work / "msd_hippocampus" / f"v{VERSION}-e2-32x32x32" / "jobs"
     assert main([*base, "--limit-jobs", "1"]) == 0
     assert len(list(jobs.iterdir())) == 1
     # A killed run leaves a staging folder: the next run removes it and redoes nothing done.
@@ -349,9 +349,9 @@ def test_parallel_backends_build_the_same_rows(backend, tiny_msd, tmp_path):
 
     work = tmp_path / "work"
     base = ["--data-root", str(tiny_msd), "--archs", "2", "--seeds", "0", "1", "--epochs", "1",
-            "--spatial", "16", "16", "16", "--work", str(work), "--splits-dir",
+            "--spatial", "32", "32", "32", "--work", str(work), "--splits-dir",
             str(tmp_path / "splits")]
-    jobs = work / "msd_hippocampus" / f"v{VERSION}-e1-16x16x16" / "jobs"
+    jobs = work / "msd_hippocampus" / f"v{VERSION}-e1-32x32x32" / "jobs"
     assert main([*base, "--backend", backend, "--workers", "2", "--limit-jobs", "3"]) == 0
     assert len(list(jobs.iterdir())) == 3
     assert main(base) == 0  # the fourth only
