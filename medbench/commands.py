@@ -179,7 +179,10 @@ def validate() -> None:
     from medbench.store import default_tables_path
     from medbench.validate import validate as run_validate
 
-    root = _state["tables"] or default_tables_path()
+    root = _state["tables"]
+    if root is not None and not root.strip():
+        raise MedbenchError("the tables path is empty: give a folder (or leave --tables out)")
+    root = root or default_tables_path()
     if "://" in root:
         raise MedbenchError("medbench validate checks a local tables folder")
     report = run_validate(root)

@@ -130,5 +130,28 @@ def _parquet(relation, output: str | None) -> int:
         pq.write_table(data, sys.stdout.buffer, compression="zstd")
         sys.stdout.buffer.flush()
     else:
-        pq.write_table(data, output, compression="zstd")
+        import io
+
+        buf = io.BytesIO()
+        pq.write_table(data, buf, compression="zstd")
+        write_file(output, buf.getvalue())
     return data.num_rows
+
+
+def write_file(output: str, data: bytes) -> None:
+    """Write an output file whole or not at all: to a temporary file beside it, renamed over
+    it at the end, so a failed write leaves what was there. Only a regular file (or a new
+    name in an existing folder) is written: never a device, a folder or a link's target."""
+    from pathlib import Path
+
+    from medbench.manifest import atomic_write_bytes
+
+    path = Path(output)
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise BadValueError(f"--output {output}: not a regular file; give a file name")
+    if not path.parent.is_dir():
+        raise BadValueError(f"--output {output}: no folder {path.parent}")
+    try:
+        atomic_write_bytes(path, data)
+    except OSError as e:
+        raise BadValueError(f"--output {output}: cannot write it ({e.strerror or e})") from None

@@ -30,6 +30,8 @@ __all__ = ["QueryResult", "run", "explain_empty", "DEFAULT_RUNTIME", "DEFAULT_TH
 #: Latency is reported for ONNX Runtime at one thread and batch 1 unless asked otherwise:
 #: the setting of an edge deployment, and the least noisy on shared machines.
 DEFAULT_RUNTIME = "onnxruntime"
+#: The runtimes builders.hardware measures.
+RUNTIMES = ("onnxruntime", "torch")
 DEFAULT_THREADS = 1
 DEFAULT_BATCH = 1
 METHODS = ("standalone", "supernet")
@@ -153,6 +155,10 @@ def run(store: Store, *, task: str | None = None, space: str | None = None,
             raise BadValueError(f"--{name} must lie in [0, 1]: {value}")
     if method is not None and method not in METHODS:
         raise UnknownNameError("method", method, METHODS)
+    if runtime not in RUNTIMES:  # a runtime some device added beyond the usual two
+        known = tuple(sorted(set(RUNTIMES) | set(store.known("runtime", "hardware"))))
+        if runtime not in known:
+            raise UnknownNameError("runtime", runtime, known)
 
     task = _choose_task(store, task)
     if task is None:

@@ -484,6 +484,8 @@ def open(path_or_url: str | os.PathLike | None = None,  # noqa: A001 - like gzip
     Raises:
         TableError: if the manifest is unreadable or lists a file that is missing.
     """
+    if path_or_url is not None and not str(path_or_url).strip():
+        raise TableError("the tables path is empty: give a folder or URL (or leave --tables out)")
     root = str(path_or_url) if path_or_url is not None else default_tables_path()
     if root.startswith("file://"):
         root = root[len("file://"):]

@@ -23,7 +23,10 @@ def _split(text: str, what: str) -> tuple[float, str]:
     if not m:
         raise BadValueError(f"cannot read {what} {text!r}; give a number with a unit, e.g. "
                             + {"latency": "4ms", "energy": "5mJ", "count": "1.5M"}[what])
-    return float(m.group(1)), m.group(2)
+    value = float(m.group(1))
+    if value == float("inf"):  # 1e999: no number a table holds
+        raise BadValueError(f"{what} {text!r} is too large to be a limit")
+    return value, m.group(2)
 
 
 def parse_latency_ms(text: str | float) -> float:
@@ -54,12 +57,17 @@ def parse_count(text: str | int) -> int:
         return int(_non_negative(float(text), "count"))
     value, unit = _split(text, "count")
     try:
-        return int(round(value * _COUNT[unit]))
+        count = value * _COUNT[unit]
+        if count > 2**63 - 1:
+            raise BadValueError(f"count {text!r} is too large to be a limit")
+        return int(round(count))
     except KeyError:
         raise BadValueError(f"unknown count suffix {unit!r} in {text!r}; use k, M or G") from None
 
 
 def _non_negative(value: float, what: str) -> float:
+    if value != value or value == float("inf"):  # NaN or infinite: not a limit
+        raise BadValueError(f"{what} must be a finite number: {value}")
     if value < 0:
         raise BadValueError(f"{what} must not be negative: {value}")
     return value

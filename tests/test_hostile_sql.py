@@ -164,3 +164,63 @@ def test_release_of_a_clean_folder_still_adds_the_rows(release, tmp_path):
     work = _one_job(tmp_path / "work", "job-1", "f-new")
     assert do_release(work, release)["evaluations"] == 1
     assert validate(release).ok
+
+
+# -- limits, names and outputs of the query commands ----------------------------------------
+
+@pytest.mark.parametrize("args, message", [
+    (["--max-params", "1e999"], "too large"),
+    (["--max-params", "1e30"], "too large"),
+    (["--max-params", "nan"], "cannot read"),
+    (["--max-params", "-1"], "negative"),
+    (["--max-latency", "1e999ms"], "too large"),
+    (["--max-latency", "inf"], "cannot read"),
+    (["--max-latency", "4 parsecs"], "unknown"),
+    (["--max-energy", "1e999J"], "too large"),
+    (["--max-energy=-5mJ"], "negative"),
+    (["--max-energy", "-5mJ"], "expected one argument"),
+    (["--runtime", "foo"], "unknown runtime"),
+    (["--runtime", ""], "unknown runtime"),
+    (["--device", "nowhere"], "unknown device"),
+    (["--space", "unet4d"], "unknown space"),
+    (["--sort", "val_dice;DROP TABLE x"], "unknown sort column"),
+    (["--limit", "-1"], "negative"),
+    (["--threads", "-2"], "negative"),
+    (["--batch", "0"], "at least 1"),
+    (["--min-dice", "2"], "[0, 1]"),
+    (["--format", "parquet", "--output", "/nonexistent/dir/x.parquet"], "no folder"),
+    (["--format", "parquet", "--output", "/dev/full"], "not a regular file"),
+    (["--format", "parquet", "--output", "{tmp}"], "not a regular file"),
+])
+def test_bad_query_options_are_one_line(release, cli, tmp_path, args, message):
+    before = snapshot(release)
+    r = cli(release, "query", "--task", "hippocampus",
+            *[a.format(tmp=tmp_path) for a in args])
+    assert one_line_error(r) and message in r.err, (r.code, r.err)
+    assert snapshot(release) == before
+    assert Path("/dev/full").is_char_device()
+
+
+def test_a_failed_output_leaves_the_old_file(release, cli, tmp_path, monkeypatch):
+    target = tmp_path / "old.parquet"
+    target.write_bytes(b"what was there")
+    import medbench.manifest as manifest
+
+    def full_disk(path, data, replace=True):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(manifest, "atomic_write_bytes", full_disk)
+    r = cli(release, "query", "--task", "hippocampus", "--format", "parquet", "--output",
+            str(target))
+    assert one_line_error(r) and "No space left" in r.err
+    assert target.read_bytes() == b"what was there"
+
+
+@pytest.mark.parametrize("tables", ["", "   "])
+@pytest.mark.parametrize("command", [["tasks"], ["query", "--task", "hippocampus"],
+                                     ["sql", "SELECT 1"], ["validate"]])
+def test_an_empty_tables_path_is_refused_not_the_working_folder(cli, tmp_path, monkeypatch,
+                                                                tables, command):
+    monkeypatch.chdir(tmp_path)
+    r = cli(None, "--tables", tables, *command)
+    assert one_line_error(r) and "empty" in r.err, (r.code, r.err)
