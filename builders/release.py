@@ -12,7 +12,12 @@ Then ``MANIFEST.json`` is rebuilt. Running it twice adds nothing the second time
 from __future__ import annotations
 
 import argparse
+import fcntl
+import os
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -21,6 +26,7 @@ from medbench.manifest import MANIFEST_NAME, list_table_files, load_manifest, wr
 from medbench.output import to_arrow as relation_to_arrow
 from medbench.release import to_arrow, write_rows
 from medbench.schema import TABLES
+from medbench.validate import value_problems
 
 __all__ = ["release", "main"]
 
@@ -30,14 +36,41 @@ def release(work: str | Path, tables: str | Path, name: str | None = None) -> di
 
     Returns:
         Rows added per table.
-    """
-    import duckdb
 
+    Raises:
+        MedbenchError: nothing is written when the folder's files are not its manifest's,
+            another release into it runs, or a new row fails validate's value checks.
+    """
     work, tables = Path(work), Path(tables)
     jobs = sorted(p for p in (work / "jobs").iterdir() if (p / "job.json").exists()) \
         if (work / "jobs").is_dir() else []
     if not jobs:
         raise MedbenchError(f"no finished job under {work}/jobs")
+    tables.mkdir(parents=True, exist_ok=True)
+    with _locked(tables):
+        return _release(jobs, work, tables, name)
+
+
+@contextmanager
+def _locked(tables: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the tables folder itself (no file is made): a second release
+    into the same folder is refused while one runs, instead of releasing the same keys
+    twice."""
+    fd = os.open(tables, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise MedbenchError(f"another release into {tables} is running: "
+                                "nothing released") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def _release(jobs: list[Path], work: Path, tables: Path, name: str | None) -> dict[str, int]:
+    import duckdb
+
     released = listed_files(tables)
     if name is None:
         # Unique among the released files: two releases in one second must not share a name
@@ -49,6 +82,7 @@ def release(work: str | Path, tables: str | Path, name: str | None = None) -> di
             n += 1
             name = f"{base}-{n}"
     added: dict[str, int] = {}
+    fresh: dict[str, object] = {}
     con = duckdb.connect()
     try:
         clash = _run_id_clashes(con, jobs, [str(tables / f) for f in released.get("runs", [])])
@@ -73,10 +107,20 @@ def release(work: str | Path, tables: str | Path, name: str | None = None) -> di
                 params.append(old)
             data = to_arrow(table, relation_to_arrow(con.sql(sql, params=params)))
             if len(data):
-                write_rows(tables, table, data, name)
+                fresh[table] = data
             added[table] = len(data)
     finally:
         con.close()
+    # The new rows pass validate's value checks by themselves before anything is written.
+    with tempfile.TemporaryDirectory(prefix="medbench-release-") as staged:
+        for table, data in fresh.items():
+            write_rows(staged, table, data, name)
+        problems = value_problems(staged)
+    if problems:
+        raise MedbenchError(f"{len(problems)} problem(s) in the new rows ({problems[0]}): "
+                            "nothing released")
+    for table, data in fresh.items():
+        write_rows(tables, table, data, name)
     write_manifest(tables)
     return added
 

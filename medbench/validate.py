@@ -160,7 +160,24 @@ def _check_rows(root: Path, good: dict[str, list[str]], report: Report) -> None:
                 report.problems.append(f"table {t.name}: {problem}")
 
 
-def _table_problems(store, t: Table) -> list[str]:
+def value_problems(root: str | Path) -> list[str]:
+    """Problems of the values in a tables-format folder by themselves: NULL keys, values
+    outside their allowed sets or ranges, NaN, duplicate keys (no references, which may
+    point into another release). What ``builders.release`` checks new rows with."""
+    from medbench.manifest import list_table_files
+    from medbench.store import Store
+
+    files = list_table_files(root)
+    out = []
+    with Store(str(root), files, None) as store:
+        store.views()
+        for t in TABLES.values():
+            if t.name in files:
+                out += [f"table {t.name}: {p}" for p in _table_problems(store, t, refs=False)]
+    return out
+
+
+def _table_problems(store, t: Table, refs: bool = True) -> list[str]:
     q = store.fetchall
     out = []
     name = f'"{t.name}"'
@@ -208,6 +225,8 @@ def _table_problems(store, t: Table) -> list[str]:
             if task in TASKS and metric != default_metric(task):
                 out.append(f"{task} has metric {metric!r}; the catalogue ranks it by "
                            f"{default_metric(task)!r}")
+    if not refs:
+        return out
     if t.name == "evaluations":
         out += _seed_gaps(q)
     for ref in t.references:

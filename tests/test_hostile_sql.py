@@ -111,7 +111,8 @@ def test_runaway_and_malformed_queries_end_in_one_line(release, cli, args, messa
 
 # -- the release writer ---------------------------------------------------------------------
 
-def _one_job(work: Path, key: str, arch: str) -> Path:
+def _one_job(work: Path, key: str, arch: str, val_dice: float = 0.5, status: str = "ok",
+             seed: int = 0) -> Path:
     """A finished job folder in the real format (made-up numbers)."""
     from conftest import TASK
 
@@ -119,12 +120,12 @@ def _one_job(work: Path, key: str, arch: str) -> Path:
 
     job = work / "jobs" / key
     write_rows(job, "runs", [{"run_id": key, "builder": "tests", "builder_version": "0",
-                              "status": "ok", "seconds": 1.0, "rows_written": 1}], key)
+                              "status": status, "seconds": 1.0, "rows_written": 1}], key)
     write_rows(job, "architectures", [{"space": "unet3d", "arch_id": arch, "arch_index": 99,
                                        "config": "{}", "run_id": key}], key)
     write_rows(job, "evaluations", [{"space": "unet3d", "arch_id": arch, "task": TASK,
-                                     "method": "standalone", "seed": 0, "val_dice": 0.5,
-                                     "run_id": key}], key)
+                                     "method": "standalone", "seed": seed,
+                                     "val_dice": val_dice, "run_id": key}], key)
     (job / "job.json").write_text('{"key": "%s", "run_id": "%s", "status": "ok"}' % (key, key))
     return work
 
@@ -224,3 +225,35 @@ def test_an_empty_tables_path_is_refused_not_the_working_folder(cli, tmp_path, m
     monkeypatch.chdir(tmp_path)
     r = cli(None, "--tables", tables, *command)
     assert one_line_error(r) and "empty" in r.err, (r.code, r.err)
+
+
+@pytest.mark.parametrize("bad", [{"val_dice": 5.0}, {"val_dice": float("nan")},
+                                 {"val_dice": -0.1}, {"status": "weird"}, {"seed": -3}])
+def test_release_refuses_rows_that_validate_would_reject(release, tmp_path, bad, capsys):
+    from builders.release import main
+
+    work = _one_job(tmp_path / "work", "job-1", "f-new", **bad)
+    before = snapshot(release)
+    assert main([str(work), "--tables", str(release)]) == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(err) == 1 and "nothing released" in err[0], err
+    assert snapshot(release) == before
+
+
+def test_a_second_release_into_the_same_folder_waits_its_turn(release, tmp_path, capsys):
+    import fcntl
+
+    from builders.release import main
+
+    work = _one_job(tmp_path / "work", "job-1", "f-new")
+    before = snapshot(release)
+    fd = os.open(release, os.O_RDONLY)  # a release in flight holds this lock
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        assert main([str(work), "--tables", str(release)]) == 2
+    finally:
+        os.close(fd)
+    err = capsys.readouterr().err
+    assert "another release" in err and err.count("\n") == 1
+    assert snapshot(release) == before
+    assert main([str(work), "--tables", str(release)]) == 0  # once it is done
