@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from medbench.errors import BadValueError
+from medbench.errors import BadValueError, MedbenchError
 from medbench.release import write_rows
 
 __all__ = ["Job", "WorkDir", "git_commit", "torch_device", "device_name", "run_jobs",
@@ -287,6 +287,10 @@ def run_jobs(work: WorkDir, jobs: Iterable[Job], run: Callable[[Job, str], dict[
 
     Returns:
         Counts: ``{"ran": n, "ok": n, "failed": n, "skipped": n, "seconds": s}``.
+
+    Raises:
+        MedbenchError: when jobs ran and every one failed (their failed runs are committed
+            first), so a builder whose every job fails ends with exit code 2, not 0.
     """
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -302,6 +306,7 @@ def run_jobs(work: WorkDir, jobs: Iterable[Job], run: Callable[[Job, str], dict[
     # second once gave their jobs of equal keys one run id; a random token tells them apart.
     stamp = f"{_now():%Y%m%dT%H%M%S}-{secrets.token_hex(2)}"
     named = [(job, f"{builder.split('.')[-1]}-{job.key}-{stamp}") for job in todo]
+    first_error = None
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn(
             "{task.completed}/{task.total}"), TimeElapsedColumn()) as bar:
         task = bar.add_task(builder, total=len(todo))
@@ -321,7 +326,11 @@ def run_jobs(work: WorkDir, jobs: Iterable[Job], run: Callable[[Job, str], dict[
             counts["ran"] += 1
             counts[r["status"]] += 1
             counts["seconds"] += r["seconds"]
+            first_error = first_error or r["error"]
             bar.advance(task)
+    if counts["ran"] and not counts["ok"]:
+        raise MedbenchError(f"all {counts['ran']} job(s) failed, e.g. {first_error} "
+                            f"(their runs rows are in {work.jobs})")
     return counts
 
 

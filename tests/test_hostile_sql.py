@@ -257,3 +257,20 @@ def test_a_second_release_into_the_same_folder_waits_its_turn(release, tmp_path,
     assert "another release" in err and err.count("\n") == 1
     assert snapshot(release) == before
     assert main([str(work), "--tables", str(release)]) == 0  # once it is done
+
+
+def test_a_build_whose_every_job_fails_is_an_error_with_its_failures_kept(tmp_path):
+    from builders.jobs import Job, WorkDir, run_jobs
+    from medbench.errors import MedbenchError
+
+    def broken(job, run_id):
+        raise ValueError(f"no data for {job.key}")
+
+    work = WorkDir(tmp_path / "w")
+    jobs = [Job(f"j{i}", {"seed": i}) for i in range(3)]
+    with pytest.raises(MedbenchError, match="all 3 job.s. failed, e.g. ValueError: no data"):
+        run_jobs(work, jobs, broken, builder="tests", version="0", device="cpu")
+    assert work.finished() == {"j0": "failed", "j1": "failed", "j2": "failed"}
+    half = run_jobs(work, jobs[:1] + [Job("ok", {})], lambda j, r: {}, builder="tests",
+                    version="0", device="cpu")
+    assert half["ok"] == 2  # a failed job is retried; one success is no error
