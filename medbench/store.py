@@ -113,6 +113,8 @@ class Store:
             else:
                 allowed = str(Path(root).resolve()) + os.sep
             self.con.execute(f"SET allowed_directories = [{_quote(allowed)}]")
+            # DuckDB draws its progress bar on standard output, among a query's rows
+            self.con.execute("SET enable_progress_bar = false")
             # No spill folder: DuckDB would allow reads of its default one (./.tmp of the
             # caller) whatever allowed_directories says.
             self.con.execute("SET temp_directory = ''")
@@ -430,8 +432,10 @@ class Store:
         if rel is not None and self._count(rel):
             out["latency_predicted"] = rel
         if not out:
-            raise UnknownNameError(f"architecture of space {space}", arch_id, (),
-                                   hint="see 'medbench query --space " + space + "'")
+            error = UnknownNameError(f"{space} architecture", arch_id, ())
+            error.args = (f"no {space} architecture {arch_id!r} in the tables (their ids: "
+                          f"'medbench query --space {space} --limit 0')",)
+            raise error
         return out
 
     def _count(self, rel: duckdb.DuckDBPyRelation) -> int:
@@ -503,12 +507,33 @@ def open(path_or_url: str | os.PathLike | None = None,  # noqa: A001 - like gzip
         files = list_table_files(root)
     else:
         files = _files_from_manifest(manifest)
-        for rels in files.values():
-            for rel in rels:
-                if not (Path(root) / rel).is_file():
-                    raise TableError(f"{rel} is listed in {MANIFEST_NAME} but missing under "
-                                     f"{root} (run 'medbench validate')")
+        _check_listing(Path(root), manifest)
     return Store(root, files, manifest, memory_limit=memory_limit)
+
+
+def _check_listing(root: Path, manifest: dict) -> None:
+    """Cheap guards (no file is read) that the folder is the release its manifest lists:
+    every path once, every file there at its listed size, no Parquet file unlisted. Queries
+    would otherwise answer from a different set of rows; ``medbench validate`` checks the
+    bytes themselves."""
+    sizes: dict[str, int] = {}
+    for entry in manifest["files"]:
+        rel = entry["path"]
+        if rel in sizes:
+            raise TableError(f"{MANIFEST_NAME} lists {rel} twice (run 'medbench validate')")
+        sizes[rel] = entry["bytes"]
+        try:
+            size = (root / rel).stat().st_size
+        except OSError:
+            raise TableError(f"{rel} is listed in {MANIFEST_NAME} but missing under {root} "
+                             "(run 'medbench validate')") from None
+        if size != entry["bytes"]:
+            raise TableError(f"{rel} is {size} bytes, {MANIFEST_NAME} says {entry['bytes']} "
+                             "(run 'medbench validate')")
+    unlisted = [f for fs in list_table_files(root).values() for f in fs if f not in sizes]
+    if unlisted:
+        raise TableError(f"{len(unlisted)} Parquet file(s) under {root} are not in "
+                         f"{MANIFEST_NAME} (e.g. {unlisted[0]}; run 'medbench validate')")
 
 
 def _files_from_manifest(manifest: dict) -> dict[str, list[str]]:

@@ -274,3 +274,52 @@ def test_a_build_whose_every_job_fails_is_an_error_with_its_failures_kept(tmp_pa
     half = run_jobs(work, jobs[:1] + [Job("ok", {})], lambda j, r: {}, builder="tests",
                     version="0", device="cpu")
     assert half["ok"] == 2  # a failed job is retried; one success is no error
+
+
+# -- a tables folder that is not what its manifest lists -------------------------------------
+
+def _damage(release: Path, how: str) -> None:
+    import json
+
+    manifest = json.loads((release / "MANIFEST.json").read_text())
+    files = sorted((release / "evaluations").rglob("*.parquet")) + \
+        sorted((release / "hardware").rglob("*.parquet"))
+    if how == "duplicated-entry":
+        manifest["files"].append(manifest["files"][0])
+    elif how == "dropped-entry":
+        manifest["files"] = [e for e in manifest["files"] if e["table"] != "hardware"]
+    elif how == "swapped-files":
+        a, b = files[0], files[-1]
+        data_a, data_b = a.read_bytes(), b.read_bytes()
+        a.write_bytes(data_b)
+        b.write_bytes(data_a)
+    elif how == "stray-file":
+        shutil.copy(files[0], files[0].with_name("stray.parquet"))
+    elif how == "emptied-file":
+        files[0].write_bytes(b"")
+    elif how == "not-json":
+        (release / "MANIFEST.json").write_text("{not json")
+        return
+    elif how == "no-files-list":
+        manifest = {"created": "x"}
+    elif how == "path-outside":
+        manifest["files"][0]["path"] = "../../etc/hostname"
+    elif how == "unknown-table":
+        manifest["files"][0]["table"] = "secrets"
+    (release / "MANIFEST.json").write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize("how", ["duplicated-entry", "dropped-entry", "swapped-files",
+                                 "stray-file", "emptied-file", "not-json", "no-files-list",
+                                 "path-outside", "unknown-table"])
+@pytest.mark.parametrize("command", [["query", "--task", "hippocampus"],
+                                     ["sql", "SELECT count(*) FROM evaluations"], ["tasks"],
+                                     ["info", "unet3d", "a-small"], ["validate"]])
+def test_a_folder_unlike_its_manifest_gives_no_answer(release, cli, how, command):
+    _damage(release, how)
+    before = snapshot(release)
+    r = cli(release, *command)
+    assert r.code == 2 and "Traceback" not in r.err, (r.code, r.err)
+    if command != ["validate"]:  # validate lists every problem it finds
+        assert one_line_error(r), r.err
+    assert snapshot(release) == before
