@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from builders.jobs import Job, WorkDir, add_backend_args, run_jobs
+from builders.jobs import Job, WorkDir, add_backend_args, at_least, run_jobs
 from medbench.catalog import resolve_space, resolve_task
 from medbench.errors import MedbenchError
 
@@ -580,11 +580,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device-name", default=None, help="device id (default: from the CPU/GPU)")
     ap.add_argument("--device", default="cpu", help="cpu or cuda (torch runtime only)")
     ap.add_argument("--runtimes", nargs="+", default=["onnxruntime", "torch"])
-    ap.add_argument("--threads", type=int, nargs="+", default=[1, 0],
+    ap.add_argument("--threads", type=at_least(0), nargs="+", default=[1, 0],
                     help="intra-op threads to measure (0 = all cores)")
-    ap.add_argument("--repeats", type=int, default=30)
-    ap.add_argument("--chunk", type=int, default=8, help="architectures per job")
-    ap.add_argument("--max-gmacs", type=float, default=0,
+    ap.add_argument("--repeats", type=at_least(3), default=30)
+    ap.add_argument("--chunk", type=at_least(1), default=8, help="architectures per job")
+    ap.add_argument("--max-gmacs", type=at_least(0, float), default=0,
                     help="only unet3d architectures up to this many GMACs (0 = all)")
     ap.add_argument("--tdp-watts", type=float, default=None,
                     help="the CPU's TDP, for estimated energy where no counter is readable")

@@ -34,7 +34,7 @@ from medbench.errors import BadValueError, MedbenchError
 from medbench.release import write_rows
 
 __all__ = ["Job", "WorkDir", "git_commit", "torch_device", "device_name", "run_jobs",
-           "save_checkpoint"]
+           "save_checkpoint", "at_least", "add_backend_args"]
 
 
 @dataclass(frozen=True)
@@ -334,10 +334,29 @@ def run_jobs(work: WorkDir, jobs: Iterable[Job], run: Callable[[Job, str], dict[
     return counts
 
 
+def at_least(minimum: float, kind: type = int):
+    """An argparse ``type`` that reads a number of ``kind`` and refuses one below ``minimum``
+    (or NaN, or an infinite one) with argparse's usage error (exit code 2)."""
+    import argparse
+    import math
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not math.isfinite(value) or value < minimum:
+            raise argparse.ArgumentTypeError(f"must be a finite number >= {minimum:g}: {text}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
 def add_backend_args(ap) -> None:
     """The ``--backend`` and ``--workers`` options every builder shares."""
     ap.add_argument("--backend", choices=BACKENDS, default="local",
                     help="where jobs run: this machine (default) or a Ray cluster "
                          "($RAY_ADDRESS, else a local one)")
-    ap.add_argument("--workers", type=int, default=1,
+    ap.add_argument("--workers", type=at_least(1), default=1,
                     help="jobs at the same time (local: worker processes; ray: tasks in flight)")

@@ -22,7 +22,8 @@ from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 
-from builders.jobs import Job, WorkDir, add_backend_args, device_name, run_jobs, torch_device
+from builders.jobs import (Job, WorkDir, add_backend_args, at_least, device_name, run_jobs,
+                           torch_device)
 from medbench.catalog import resolve_task
 from medbench.errors import MedbenchError
 
@@ -152,15 +153,15 @@ def main(argv: list[str] | None = None) -> int:
                                  description=__doc__.split("\n\n")[0])
     ap.add_argument("--task", required=True, help="a MedMNIST set, e.g. breastmnist")
     ap.add_argument("--space", default="mstf")
-    ap.add_argument("--archs", type=int, default=50, help="architectures to sample")
+    ap.add_argument("--archs", type=at_least(1), default=50, help="architectures to sample")
     ap.add_argument("--sample-seed", type=int, default=0)
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--epochs", type=int, default=Recipe.epochs)
+    ap.add_argument("--seeds", type=at_least(0), nargs="+", default=[0, 1, 2])
+    ap.add_argument("--epochs", type=at_least(1), default=Recipe.epochs)
     ap.add_argument("--data-root", default=None, help="folder of MedMNIST .npz files "
                     "(default: download with medmnist)")
     ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = all cores)")
-    ap.add_argument("--limit-jobs", type=int, default=0, help="stop after this many jobs")
+    ap.add_argument("--threads", type=at_least(0), default=0, help="torch threads (0 = all cores)")
+    ap.add_argument("--limit-jobs", type=at_least(0), default=0, help="stop after this many jobs")
     ap.add_argument("--work", default="runs/medmnist_train")
     add_backend_args(ap)
     args = ap.parse_args(argv)

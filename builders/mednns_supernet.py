@@ -46,7 +46,7 @@ from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 
-from builders.jobs import Job, WorkDir, device_name, run_jobs, torch_device
+from builders.jobs import Job, WorkDir, at_least, device_name, run_jobs, torch_device
 from medbench.catalog import resolve_task
 from medbench.errors import MedbenchError
 from medbench.manifest import atomic_write_bytes
@@ -293,14 +293,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=Recipe.lr)
     ap.add_argument("--random-subnets", type=int, default=Recipe.random_subnets)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--archs", type=int, default=1000, help="evaluate: subnets of the zoo")
+    ap.add_argument("--archs", type=at_least(1), default=1000, help="evaluate: subnets of the zoo")
     ap.add_argument("--sample-seed", type=int, default=0)
-    ap.add_argument("--chunk", type=int, default=50, help="evaluate: subnets per job")
+    ap.add_argument("--chunk", type=at_least(1), default=50, help="evaluate: subnets per job")
     ap.add_argument("--recalibrate", type=int, default=256,
                     help="evaluate: training images for batch-norm recalibration")
-    ap.add_argument("--limit-jobs", type=int, default=0)
+    ap.add_argument("--limit-jobs", type=at_least(0), default=0)
     ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = all cores)")
+    ap.add_argument("--threads", type=at_least(0), default=0, help="torch threads (0 = all cores)")
     ap.add_argument("--work", default="runs/mednns_supernet")
     args = ap.parse_args(argv)
     try:

@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from builders.jobs import at_least
 from medbench.errors import MedbenchError
 
 __all__ = ["Zoo", "load_zoo", "topology", "train", "scores", "leave_one_out", "main",
@@ -276,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tables", default="tables")
     ap.add_argument("--space", default="mednns")
     ap.add_argument("--method", default="supernet", help="the zoo's training method")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    ap.add_argument("--seeds", type=at_least(0), nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--steps", type=int, default=Setting.steps)
     ap.add_argument("--dims", type=int, default=Setting.dims)
     ap.add_argument("--out", default="reports/metaspace")

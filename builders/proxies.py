@@ -435,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
     from builders.hardware import architectures_to_measure
     from functools import partial
 
-    from builders.jobs import (Job, WorkDir, add_backend_args, device_name, run_jobs,
+    from builders.jobs import (Job, WorkDir, add_backend_args, at_least, device_name, run_jobs,
                                torch_device)
     from builders.unet3d import SPATIAL
     from medbench.catalog import resolve_task
@@ -447,17 +447,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tables", default="tables", help="score the architectures with results "
                     "here; skip what these released tables already score")
     ap.add_argument("--plan", type=int, default=0)
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--seeds", type=at_least(0), nargs="+", default=[0, 1, 2])
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--spatial", type=int, nargs=3, default=list(SPATIAL))
     ap.add_argument("--work", default="runs/proxies")
     ap.add_argument("--splits-dir", default=None)
-    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--threads", type=at_least(0), default=0)
     ap.add_argument("--space", default=None, help="with --sample: the space to sample")
-    ap.add_argument("--sample", type=int, default=0, help="score this many architectures "
+    ap.add_argument("--sample", type=at_least(0), default=0,
+                    help="score this many architectures "
                     "sampled from --space (MedMNIST tasks)")
     ap.add_argument("--sample-seed", type=int, default=0)
-    ap.add_argument("--chunk", type=int, default=50, help="sampled architectures per job")
+    ap.add_argument("--chunk", type=at_least(1), default=50,
+                    help="sampled architectures per job")
     ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available; "
                     "the runs table records it)")
     add_backend_args(ap)

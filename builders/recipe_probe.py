@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from builders.jobs import at_least
+
 
 def main(argv: list[str] | None = None) -> int:
     import torch
@@ -35,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-root", default=None)
     ap.add_argument("--task", default="msd/hippocampus")
     ap.add_argument("--cases", type=int, default=80, help="training cases used")
-    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--epochs", type=at_least(1), default=8)
     ap.add_argument("--lr", type=float, default=Recipe.lr)
     args = ap.parse_args(argv)
     task = msd.load_task(args.task, args.data_root)

@@ -33,7 +33,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from builders.jobs import Job, WorkDir, device_name, run_jobs, torch_device
+from builders.jobs import Job, WorkDir, at_least, device_name, run_jobs, torch_device
 from medbench.catalog import resolve_task
 from medbench.errors import MedbenchError
 from medbench.manifest import atomic_write_bytes
@@ -217,19 +217,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("mode", choices=("train", "evaluate"))
     ap.add_argument("--task", default="msd/hippocampus")
     ap.add_argument("--data-root", default=None)
-    ap.add_argument("--epochs", type=int, default=Recipe.epochs)
+    ap.add_argument("--epochs", type=at_least(1), default=Recipe.epochs)
     ap.add_argument("--sampling", choices=("sandwich", "uniform"), default=Recipe.sampling)
     ap.add_argument("--random-subnets", type=int, default=Recipe.random_subnets)
     ap.add_argument("--spatial", type=int, nargs=3, default=list(Recipe.spatial_size))
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--archs", type=int, default=10_000, help="evaluate: uniform draws")
+    ap.add_argument("--archs", type=at_least(1), default=10_000, help="evaluate: uniform draws")
     ap.add_argument("--sample-seed", type=int, default=0)
-    ap.add_argument("--chunk", type=int, default=100, help="evaluate: archs per job")
+    ap.add_argument("--chunk", type=at_least(1), default=100, help="evaluate: archs per job")
     ap.add_argument("--tables", default="tables", help="evaluate: also every architecture "
                     "with standalone results here")
-    ap.add_argument("--limit-jobs", type=int, default=0)
+    ap.add_argument("--limit-jobs", type=at_least(0), default=0)
     ap.add_argument("--device", default=None)
-    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--threads", type=at_least(0), default=0)
     ap.add_argument("--work", default="runs/supernet")
     ap.add_argument("--splits-dir", default=None)
     args = ap.parse_args(argv)

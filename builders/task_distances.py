@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from builders.jobs import Job, WorkDir, add_backend_args, device_name, run_jobs
+from builders.jobs import Job, WorkDir, add_backend_args, at_least, device_name, run_jobs
 from medbench.errors import MedbenchError
 
 __all__ = ["frechet", "frechet_gaussians", "gaussian", "train_encoder", "distance_rows",
@@ -292,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--samples", type=int, default=2000, help="images per set (at most)")
     ap.add_argument("--dims", type=int, nargs="+", default=[2, 3], choices=(2, 3),
                     help="which dimensionalities to do")
-    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--threads", type=at_least(0), default=0)
     ap.add_argument("--work", default="runs/task_distances")
     add_backend_args(ap)
     args = ap.parse_args(argv)

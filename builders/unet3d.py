@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 
-from builders.jobs import (Job, WorkDir, add_backend_args, device_name, run_jobs,
+from builders.jobs import (Job, WorkDir, add_backend_args, at_least, device_name, run_jobs,
                            save_checkpoint, torch_device)
 from medbench import spaces
 from medbench.catalog import resolve_task
@@ -463,20 +463,20 @@ def main(argv: list[str] | None = None) -> int:
                     help="unet3d-v2 (default), or the superseded version-1 unet3d")
     ap.add_argument("--data-root", default=None,
                     help="folder holding TaskXX_Name/ (default: download with MONAI)")
-    ap.add_argument("--archs", type=int, default=60, help="architectures to sample")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--archs", type=at_least(1), default=60, help="architectures to sample")
+    ap.add_argument("--seeds", type=at_least(0), nargs="+", default=[0, 1, 2])
     ap.add_argument("--reference", action="store_true", help="also train the DynUNet reference")
-    ap.add_argument("--epochs", type=int, default=Recipe.epochs)
+    ap.add_argument("--epochs", type=at_least(1), default=Recipe.epochs)
     ap.add_argument("--spatial", type=int, nargs=3, default=list(SPATIAL),
                     help="volumes are zero-padded to this size (must hold every case)")
-    ap.add_argument("--limit-jobs", type=int, default=0, help="stop after this many jobs")
-    ap.add_argument("--max-gmacs", type=float, default=0,
+    ap.add_argument("--limit-jobs", type=at_least(0), default=0, help="stop after this many jobs")
+    ap.add_argument("--max-gmacs", type=at_least(0, float), default=0,
                     help="only architectures up to this many GMACs per forward pass (0 = all)")
     ap.add_argument("--expensive-first", action="store_true",
                     help="run the dearest jobs first (for a session with a GPU)")
     ap.add_argument("--only", nargs="*", default=None, help="job keys to run (default: all)")
     ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = all cores)")
+    ap.add_argument("--threads", type=at_least(0), default=0, help="torch threads (0 = all cores)")
     ap.add_argument("--work", default="runs/unet3d", help="work folder")
     ap.add_argument("--splits-dir", default=None, help="folder of split files (default: "
                     "builders/splits, committed)")

@@ -323,3 +323,23 @@ def test_a_folder_unlike_its_manifest_gives_no_answer(release, cli, how, command
     if command != ["validate"]:  # validate lists every problem it finds
         assert one_line_error(r), r.err
     assert snapshot(release) == before
+
+
+@pytest.mark.parametrize("builder, args", [
+    ("unet3d", ["--archs", "-5"]), ("unet3d", ["--archs", "0"]), ("unet3d", ["--seeds", "-1"]),
+    ("unet3d", ["--epochs", "0"]), ("unet3d", ["--limit-jobs", "-3"]),
+    ("unet3d", ["--max-gmacs", "nan"]), ("unet3d", ["--workers", "0"]),
+    ("unet3d", ["--threads", "-1"]), ("unet3d", ["--archs", "ten"]),
+    ("unet3d", ["--space", "unet4d"]), ("hardware", ["--repeats", "2"]),
+    ("hardware", ["--chunk", "0"]), ("medmnist_train", ["--archs", "-1"]),
+    ("proxies", ["--sample", "-10"]), ("supernet", ["evaluate", "--archs", "-1"]),
+])
+def test_builder_options_out_of_range_are_usage_errors(builder, args, capsys):
+    import importlib
+
+    main = importlib.import_module(f"builders.{builder}").main
+    with pytest.raises(SystemExit) as stop:
+        main([*args, "--dry-run"] if builder == "unet3d" else args)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith(f"python -m builders.{builder}: error:"), err

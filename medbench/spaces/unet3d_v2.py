@@ -31,8 +31,8 @@ from medbench.spaces.unet3d import (BLOCKS, DEPTHS, KERNELS, RESIDUAL, STRIDES, 
                                     blocks, encode, macs)
 
 __all__ = ["NAME", "VERSION", "DEPTHS", "STRIDES", "VARIANTS", "WIDTHS", "KERNELS", "BLOCKS",
-           "RESIDUAL", "CONVS", "Arch", "n_archs", "n_per_level", "encode", "decode", "from_id", "sample", "macs",
-           "blocks", "all_blocks", "build", "level_channels"]
+           "RESIDUAL", "CONVS", "Arch", "n_archs", "n_per_level", "encode", "decode", "from_id",
+           "sample", "macs", "blocks", "all_blocks", "build", "level_channels"]
 
 VERSION = 2
 NAME = _grammar.VERSIONS[VERSION].space
