@@ -34,7 +34,7 @@ from medbench.errors import BadValueError, MedbenchError
 from medbench.release import write_rows
 
 __all__ = ["Job", "WorkDir", "git_commit", "torch_device", "device_name", "run_jobs",
-           "save_checkpoint", "at_least", "add_backend_args"]
+           "save_checkpoint", "at_least", "add_backend_args", "read_job_meta"]
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,19 @@ def device_name(device: str) -> str:
     return f"cpu: {model} ({torch.get_num_threads()} threads)"
 
 
+def read_job_meta(path: Path) -> dict:
+    """A job folder's ``job.json``; a damaged one is a MedbenchError naming it (it is written
+    before the folder's rename, so only damage after the fact makes one)."""
+    try:
+        meta = json.loads(path.read_text())
+        if isinstance(meta, dict) and isinstance(meta.get("key"), str) and \
+                meta.get("status") in ("ok", "failed"):
+            return meta
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        pass
+    raise MedbenchError(f"{path} is damaged: move its job folder out of the work folder")
+
+
 class WorkDir:
     """The work folder of one builder and task."""
 
@@ -118,7 +131,7 @@ class WorkDir:
             for d in self.jobs.iterdir():
                 meta = d / "job.json"
                 if meta.exists():
-                    m = json.loads(meta.read_text())
+                    m = read_job_meta(meta)
                     out[m["key"]] = m["status"]
         return out
 

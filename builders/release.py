@@ -21,7 +21,9 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
+from builders.jobs import read_job_meta
 from medbench.errors import MedbenchError
+from medbench.store import one_line
 from medbench.manifest import MANIFEST_NAME, list_table_files, load_manifest, write_manifest
 from medbench.output import to_arrow as relation_to_arrow
 from medbench.release import to_arrow, write_rows
@@ -44,6 +46,8 @@ def release(work: str | Path, tables: str | Path, name: str | None = None) -> di
     work, tables = Path(work), Path(tables)
     jobs = sorted(p for p in (work / "jobs").iterdir() if (p / "job.json").exists()) \
         if (work / "jobs").is_dir() else []
+    for job in jobs:
+        read_job_meta(job / "job.json")
     if not jobs:
         raise MedbenchError(f"no finished job under {work}/jobs")
     tables.mkdir(parents=True, exist_ok=True)
@@ -85,30 +89,10 @@ def _release(jobs: list[Path], work: Path, tables: Path, name: str | None) -> di
     fresh: dict[str, object] = {}
     con = duckdb.connect()
     try:
-        clash = _run_id_clashes(con, jobs, [str(tables / f) for f in released.get("runs", [])])
-        if clash:
-            raise MedbenchError(
-                f"{len(clash)} run id(s) of {work} name another job too (e.g. {clash[0]}): "
-                "their rows would be credited to it; nothing released")
-        for table, t in TABLES.items():
-            files = [str(f) for job in jobs for f in sorted((job / table).rglob("*.parquet"))]
-            if not files:
-                continue
-            keys = ", ".join(f'"{k}"' for k in t.key)
-            new = (f"SELECT * FROM read_parquet(?, hive_partitioning=false, "
-                   f"union_by_name=true, filename=true)")
-            sql = (f"SELECT * EXCLUDE (filename) FROM ({new}) "
-                   f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY filename) = 1")
-            params: list = [files]
-            if table in released:
-                old = [str(tables / f) for f in released[table]]
-                sql = (f"SELECT n.* FROM ({sql}) n ANTI JOIN read_parquet(?, "
-                       f"hive_partitioning=false) o USING ({keys})")
-                params.append(old)
-            data = to_arrow(table, relation_to_arrow(con.sql(sql, params=params)))
-            if len(data):
-                fresh[table] = data
-            added[table] = len(data)
+        _read_jobs(con, jobs, work, released, tables, added, fresh)
+    except duckdb.Error as e:
+        raise MedbenchError(f"cannot read the jobs' files ({one_line(e)}): nothing "
+                            "released") from None
     finally:
         con.close()
     # The new rows pass validate's value checks by themselves before anything is written.
@@ -123,6 +107,36 @@ def _release(jobs: list[Path], work: Path, tables: Path, name: str | None) -> di
         write_rows(tables, table, data, name)
     write_manifest(tables)
     return added
+
+
+def _read_jobs(con, jobs: list[Path], work: Path, released: dict[str, list[str]],
+               tables: Path, added: dict[str, int], fresh: dict[str, object]) -> None:
+    """Each table's rows of the jobs that ``released`` lacks, deduplicated on keys, into
+    ``fresh`` (and their counts into ``added``)."""
+    clash = _run_id_clashes(con, jobs, [str(tables / f) for f in released.get("runs", [])])
+    if clash:
+        raise MedbenchError(
+            f"{len(clash)} run id(s) of {work} name another job too (e.g. {clash[0]}): "
+            "their rows would be credited to it; nothing released")
+    for table, t in TABLES.items():
+        files = [str(f) for job in jobs for f in sorted((job / table).rglob("*.parquet"))]
+        if not files:
+            continue
+        keys = ", ".join(f'"{k}"' for k in t.key)
+        new = (f"SELECT * FROM read_parquet(?, hive_partitioning=false, "
+               f"union_by_name=true, filename=true)")
+        sql = (f"SELECT * EXCLUDE (filename) FROM ({new}) "
+               f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY filename) = 1")
+        params: list = [files]
+        if table in released:
+            old = [str(tables / f) for f in released[table]]
+            sql = (f"SELECT n.* FROM ({sql}) n ANTI JOIN read_parquet(?, "
+                   f"hive_partitioning=false) o USING ({keys})")
+            params.append(old)
+        data = to_arrow(table, relation_to_arrow(con.sql(sql, params=params)))
+        if len(data):
+            fresh[table] = data
+        added[table] = len(data)
 
 
 def listed_files(tables: Path) -> dict[str, list[str]]:

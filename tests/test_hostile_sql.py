@@ -343,3 +343,28 @@ def test_builder_options_out_of_range_are_usage_errors(builder, args, capsys):
     err = capsys.readouterr().err
     assert stop.value.code == 2 and "Traceback" not in err
     assert err.strip().splitlines()[-1].startswith(f"python -m builders.{builder}: error:"), err
+
+
+@pytest.mark.parametrize("damage", ["truncated-parquet", "empty-parquet", "broken-job-json",
+                                    "job-json-list", "job-json-bad-status"])
+def test_release_of_damaged_job_folders_is_one_line(release, tmp_path, damage, capsys):
+    from builders.release import main
+
+    work = _one_job(tmp_path / "work", "job-1", "f-new")
+    job = work / "jobs" / "job-1"
+    parquet = next((job / "evaluations").rglob("*.parquet"))
+    if damage == "truncated-parquet":
+        parquet.write_bytes(parquet.read_bytes()[:100])
+    elif damage == "empty-parquet":
+        parquet.write_bytes(b"")
+    elif damage == "broken-job-json":
+        (job / "job.json").write_text("{")
+    elif damage == "job-json-list":
+        (job / "job.json").write_text("[1, 2]")
+    else:
+        (job / "job.json").write_text('{"key": "job-1", "status": "weird"}')
+    before = snapshot(release)
+    assert main([str(work), "--tables", str(release)]) == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(err) == 1 and err[0].startswith("builders.release: error:"), err
+    assert snapshot(release) == before
