@@ -48,7 +48,7 @@ from medbench.errors import MedbenchError
 __all__ = ["probe_device", "cpu_identity", "check_same_device", "rapl_zone", "rapl_energy_mj",
            "energy_method", "measure_chunk", "main"]
 
-VERSION = "1.0"
+VERSION = "1.1"  # 1.0: p10/p90 by exclusive quantiles (could extrapolate)
 BUILDER = "builders.hardware"
 CONTROL = "s2|c8-16-32|k3-3-3|b1-1-1|r0-0-0"
 RAPL_ROOT = "/sys/class/powercap"
@@ -336,6 +336,13 @@ def _set_threads(threads: int) -> None:
     torch.set_num_threads(threads or os.cpu_count() or 1)
 
 
+def _deciles(times: list[float]) -> list[float]:
+    """The 9 deciles of the times, interpolated between measured values (statistics'
+    default method extrapolates beyond them: a p10 below the fastest run, even below 0 ms,
+    with few repeats)."""
+    return statistics.quantiles(times, n=10, method="inclusive")
+
+
 def measure_chunk(archs: list[tuple[str, str]], shape: list[int], runtimes: list[str],
                   threads: list[int], repeats: int, device: str, method: str | None,
                   tdp_watts: float | None, rapl_root: str = RAPL_ROOT,
@@ -369,7 +376,7 @@ def measure_chunk(archs: list[tuple[str, str]], shape: list[int], runtimes: list
                 net.run[setting]()
                 times[i].append((time.perf_counter() - t0) * 1e3)
         for net, ts in zip(nets[:-1], times[:-1]):
-            q = statistics.quantiles(ts, n=10)
+            q = _deciles(ts)
             median = statistics.median(ts)
             energy = None
             if method == "estimated":
@@ -387,8 +394,7 @@ def measure_chunk(archs: list[tuple[str, str]], shape: list[int], runtimes: list
                             else None})
         c = times[-1]
         control[f"{runtime}/{t}"] = {"median_ms": statistics.median(c),
-                                     "p10_ms": statistics.quantiles(c, n=10)[0],
-                                     "p90_ms": statistics.quantiles(c, n=10)[-1]}
+                                     "p10_ms": _deciles(c)[0], "p90_ms": _deciles(c)[-1]}
     _set_threads(0)
     return results, meta, control
 
