@@ -368,3 +368,15 @@ def test_release_of_damaged_job_folders_is_one_line(release, tmp_path, damage, c
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
     assert len(err) == 1 and err[0].startswith("builders.release: error:"), err
     assert snapshot(release) == before
+
+
+def test_validate_reports_a_corrupted_file_and_nothing_it_did_not_find(release, cli):
+    """A corrupted architectures file is set aside; the rows that point at its rows must not
+    then be reported as dangling references (nor missing seeds as gaps)."""
+    target = sorted((release / "architectures").rglob("*.parquet"))[0]
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    target.write_bytes(bytes(data))
+    r = cli(release, "validate")
+    problems = [ln for ln in r.err.splitlines() if ln.strip()]
+    assert r.code == 2 and len(problems) == 1 and "sha256" in problems[0], problems
