@@ -240,6 +240,23 @@ class Embedding:
     distances: dict[str, float]   # task -> Fréchet distance
 
 
+def _medmnist_size(images: np.ndarray, dims: int, side: int = 28) -> np.ndarray:
+    """uint8 images no larger than MedMNIST's size (the held sets'): larger 2D images are
+    resized to ``side`` x ``side`` (bilinear, as a folder of images is read); larger 3D
+    volumes are refused. Smaller ones are left as they are (the encoder pools globally)."""
+    spatial = images.shape[1:1 + dims]
+    if max(spatial) <= side:
+        return images
+    if dims == 3:
+        raise MedbenchError(f"3D volumes must be at most {side}x{side}x{side} (MedMNIST's "
+                            f"size), got {'x'.join(map(str, spatial))}")
+    from PIL import Image
+
+    return np.stack([np.asarray(Image.fromarray(im).resize((side, side),
+                                                           Image.Resampling.BILINEAR))
+                     for im in images])
+
+
 def embed(store, images: np.ndarray, samples: int = 2000, seed: int = 0) -> Embedding:
     """Fréchet distances of a new data set (uint8 images, MedMNIST layout) to every task of
     the newest method whose encoder the tables hold, on that method's encoder features."""
@@ -265,9 +282,13 @@ def embed(store, images: np.ndarray, samples: int = 2000, seed: int = 0) -> Embe
     net.eval()
     from builders.medmnist_data import scale_images
 
-    x = _to_gray(scale_images(images, dims))  # as the held sets' features were taken
-    pick = np.random.default_rng(seed).choice(len(x), min(samples, len(x)), replace=False)
-    mu, cov = gaussian(_features(net, np.ascontiguousarray(x[pick])))
+    # Draw the sample first and bring only it to MedMNIST's size: a set of large images
+    # would otherwise be converted to floats whole (200 images of 512 x 512 took 14 GB).
+    pick = np.random.default_rng(seed).choice(len(images), min(samples, len(images)),
+                                              replace=False)
+    small = _medmnist_size(images[pick], dims)
+    x = _to_gray(scale_images(small, dims))  # as the held sets' features were taken
+    mu, cov = gaussian(_features(net, np.ascontiguousarray(x)))
     distances = {}
     for task, m, c in store.fetchall(
             "SELECT task, feature_mean, feature_cov FROM task_features WHERE method = ? "

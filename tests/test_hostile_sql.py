@@ -380,3 +380,23 @@ def test_validate_reports_a_corrupted_file_and_nothing_it_did_not_find(release, 
     r = cli(release, "validate")
     problems = [ln for ln in r.err.splitlines() if ln.strip()]
     assert r.code == 2 and len(problems) == 1 and "sha256" in problems[0], problems
+
+
+def test_a_new_data_set_of_large_images_is_brought_to_medmnist_size_after_sampling():
+    """recommend --dataset big.npz (200 x 512 x 512) once took 14 GB: only the sampled images
+    are converted, at 28 x 28; a 3D set of another size is refused in one line."""
+    np = pytest.importorskip("numpy")
+    pytest.importorskip("PIL")
+    from builders.task_distances import _medmnist_size
+    from medbench.errors import MedbenchError
+
+    big = np.random.default_rng(0).integers(0, 255, (3, 512, 512), dtype=np.uint8)
+    small = _medmnist_size(big, 2)
+    assert small.shape == (3, 28, 28) and small.dtype == np.uint8
+    rgb = np.zeros((2, 64, 64, 3), np.uint8)
+    assert _medmnist_size(rgb, 2).shape == (2, 28, 28, 3)
+    for kept in (np.zeros((2, 28, 28), np.uint8), np.zeros((2, 8, 8), np.uint8),
+                 np.zeros((2, 28, 28, 28), np.uint8)):
+        assert _medmnist_size(kept, kept.ndim - 1) is kept
+    with pytest.raises(MedbenchError, match="28x28x28"):
+        _medmnist_size(np.zeros((2, 64, 64, 64), np.uint8), 3)
