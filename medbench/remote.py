@@ -65,6 +65,7 @@ def filesystem(url: str, storage_options: dict[str, Any] | None = None):
             options = {"default_block_size": DEFAULT_BLOCK_SIZE, "default_cache_type": "none"}
             if proto in ("http", "https"):
                 options = {"block_size": DEFAULT_BLOCK_SIZE}
+                cls = _with_modified(cls)
             options.update(storage_options or {})
             try:
                 return cls(**options)
@@ -76,6 +77,27 @@ def filesystem(url: str, storage_options: dict[str, Any] | None = None):
         raise TableError(f"cannot read {proto}:// URLs with fsspec ({why}); "
                          "pip install 'medbench[remote]'")
     return None
+
+
+def _with_modified(cls):
+    """fsspec's HTTP filesystem with ``modified()``, which DuckDB asks of a registered
+    filesystem: the server's Last-Modified header, else the epoch (a release's files never
+    change under one name)."""
+    from datetime import datetime, timezone
+    from email.utils import parsedate_to_datetime
+
+    class HTTPWithModified(cls):
+        def modified(self, path):
+            try:
+                stamp = self.info(path).get("Last-Modified")
+                if stamp:
+                    return parsedate_to_datetime(stamp)
+            except (OSError, ValueError, TypeError):
+                pass
+            return datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+    HTTPWithModified.__name__ = cls.__name__
+    return HTTPWithModified
 
 
 def read_text(url: str, fs) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -151,6 +152,10 @@ class Store:
 
     def _path(self, rel: str) -> str:
         if is_url(self.root):
+            if self.root.startswith(("http://", "https://")):
+                # A web server decodes the request path: the partition folder
+                # "task=msd%2Fhippocampus" must be asked for as "task=msd%252Fhippocampus".
+                rel = urllib.parse.quote(rel, safe="/=")
             return self.root.rstrip("/") + "/" + rel
         return str(Path(self.root).resolve() / rel)
 

@@ -137,3 +137,69 @@ def test_cli_reads_s3(s3):
                           "query", "--task", "hippocampus"], capture_output=True, text=True,
                          timeout=120)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+
+
+class _RangeHandler:
+    """A static file server on loopback that answers byte-range requests, as nginx or any
+    static host does (Python's own http.server does not)."""
+
+    @staticmethod
+    def serve(directory: Path):
+        import functools
+        import http.server
+        import os
+        import re
+        import threading
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def send_head(self):
+                rng = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
+                path = self.translate_path(self.path)
+                if not rng or not os.path.isfile(path):
+                    return super().send_head()
+                size = os.path.getsize(path)
+                start = int(rng.group(1))
+                end = min(int(rng.group(2) or size - 1), size - 1)
+                f = open(path, "rb")
+                f.seek(start)
+                self.send_response(206)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+                self.send_header("Content-Length", str(end - start + 1))
+                self.send_header("Accept-Ranges", "bytes")
+                self.end_headers()
+                self._left = end - start + 1
+                return f
+
+            def copyfile(self, source, outputfile):
+                left = getattr(self, "_left", None)
+                if left is None:
+                    return super().copyfile(source, outputfile)
+                outputfile.write(source.read(left))
+
+        server = http.server.ThreadingHTTPServer(
+            ("127.0.0.1", 0), functools.partial(Handler, directory=str(directory)))
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return server
+
+
+def test_a_release_on_a_plain_static_web_server_answers_like_the_local_one(s3):
+    """A static server decodes the request path: partition folders such as
+    task=msd%2Fhippocampus must be asked for percent-encoded again."""
+    pytest.importorskip("aiohttp")
+    _, local, _ = s3
+    server = _RangeHandler.serve(local)
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        with medbench.open(local) as store:
+            want = store.query(task="hippocampus", limit=0).rows()
+            counts = store.sql("SELECT count(*) FROM evaluations").fetchall()
+        assert want and "%2F" in next(p.name for p in local.rglob("task=*"))
+        with medbench.open(url) as store:
+            assert store.query(task="hippocampus", limit=0).rows() == want
+            assert store.sql("SELECT count(*) FROM evaluations").fetchall() == counts
+    finally:
+        server.shutdown()
