@@ -183,5 +183,14 @@ def _run(args: list[str]) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as e:  # noqa: BLE001 - a DuckDB error raised while rows were fetched
+        import duckdb
+
+        if not isinstance(e, duckdb.Error):
+            raise
+        from medbench.store import _translate
+
+        print(f"medbench: error: {_translate(e)}", file=sys.stderr)
+        return 2
     except BrokenPipeError:
         return 1

@@ -400,3 +400,24 @@ def test_a_new_data_set_of_large_images_is_brought_to_medmnist_size_after_sampli
         assert _medmnist_size(kept, kept.ndim - 1) is kept
     with pytest.raises(MedbenchError, match="28x28x28"):
         _medmnist_size(np.zeros((2, 64, 64, 64), np.uint8), 3)
+
+
+@pytest.mark.parametrize("command", [
+    ["query", "--task", "hippocampus"], ["query", "--task", "hippocampus", "--format", "json"],
+    ["sql", "SELECT * FROM evaluations"], ["tasks"], ["info", "unet3d", "a-small"],
+    ["simulate", "--task", "hippocampus", "--repeats", "1", "--out", "{tmp}/sim"],
+    ["export", "--task", "hippocampus", "--to", "naslib", "--out", "{tmp}/nb.json"],
+])
+def test_a_file_damaged_at_its_listed_size_is_one_line_in_every_command(release, cli, tmp_path,
+                                                                         command):
+    """Same size, other bytes: only validate's checksums see it before a read; the command
+    reading it must still end in one line."""
+    target = sorted((release / "evaluations").rglob("*.parquet"))[0]
+    data = bytearray(target.read_bytes())
+    for i in range(len(data) // 3, len(data) // 3 + 200):
+        data[i] ^= 0xFF
+    target.write_bytes(bytes(data))
+    before = snapshot(release)
+    r = cli(release, *[a.format(tmp=tmp_path) for a in command])
+    assert one_line_error(r), (r.code, r.err)
+    assert snapshot(release) == before
