@@ -421,3 +421,19 @@ def test_a_file_damaged_at_its_listed_size_is_one_line_in_every_command(release,
     r = cli(release, *[a.format(tmp=tmp_path) for a in command])
     assert one_line_error(r), (r.code, r.err)
     assert snapshot(release) == before
+
+
+def test_a_generic_duckdb_error_while_fetching_is_one_line(release, cli, monkeypatch):
+    """DuckDB raises its base Error for some damaged files (e.g. 'TProtocolException:
+    Negative size' on the real tables) when the rows are fetched, outside medbench's own
+    translation: the command line must still print one line."""
+    import duckdb
+
+    from medbench.store import Store
+
+    def damaged(self):
+        raise duckdb.Error("TProtocolException: Negative size")
+
+    monkeypatch.setattr(Store, "tasks", damaged)
+    r = cli(release, "tasks")
+    assert one_line_error(r) and "Negative size" in r.err, (r.code, r.err)
