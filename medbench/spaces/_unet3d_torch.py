@@ -15,7 +15,6 @@ from monai.networks.blocks.dynunet_block import (
 )
 from torch import nn
 
-from medbench.spaces.unet3d import VERSIONS
 
 #: Instance norm without learnable scale and shift (version 1, MONAI's default) or with them
 #: (version 2, as the DynUNet reference): see :mod:`medbench.spaces.unet3d`.
@@ -55,17 +54,17 @@ class SearchableUNet(nn.Module):
         arch: the architecture.
         in_channels: input channels (1 for single-modality MRI).
         out_channels: output channels (classes, background included).
+        affine: instance norm with learnable scale and shift (the space's version 2).
 
     Example:
         With arch ``s1|c8-16-32|k3-3-3|b1-1-1|r0-0-0``, an input of shape (2, 1, 48, 64, 48)
         gives logits of shape (2, 3, 48, 64, 48) for ``out_channels=3``.
     """
 
-    def __init__(self, arch, in_channels: int, out_channels: int):
+    def __init__(self, arch, in_channels: int, out_channels: int, affine: bool = False):
         super().__init__()
         self.arch = arch
         ch, kk, bb, rr, nn_ = arch.channels, arch.kernels, arch.blocks, arch.residual, arch.convs
-        affine = VERSIONS[arch.version].affine_norm
         self.down = nn.ModuleList()
         prev = in_channels
         for level in range(arch.depth):

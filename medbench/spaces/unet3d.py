@@ -345,4 +345,5 @@ def build(arch: Arch, in_channels: int, out_channels: int):
     """The network of ``arch`` as a torch module (imports torch and MONAI)."""
     from medbench.spaces._unet3d_torch import SearchableUNet
 
-    return SearchableUNet(arch, in_channels, out_channels)
+    return SearchableUNet(arch, in_channels, out_channels,
+                          affine=VERSIONS[arch.version].affine_norm)
