@@ -60,6 +60,8 @@ class TaskValidation:
     hygiene: list[str] = field(default_factory=list)
     hygiene_ok: bool | None = None
     subgroups: str = ""
+    #: per run with a learning curve (Dice tasks): (arch_id, seed, val per epoch)
+    curves: list[tuple[str, int, list[float]]] = field(default_factory=list)
 
     @property
     def label(self) -> str:
@@ -76,6 +78,45 @@ def _per_arch(store, task: str, metric: str, space: str | None,
           AND (? IS NULL OR space = ?) AND (? IS NULL OR method = ?)
         GROUP BY ALL ORDER BY name""", [task, space, space, method, method])
     return rows
+
+
+def _curves(store, task: str, space: str | None, method: str | None
+            ) -> list[tuple[str, int, list[float]]]:
+    store.views("curves")
+    return [(a, seed, list(vals)) for a, seed, vals in store.fetchall("""
+        SELECT arch_id, seed, list(val_dice ORDER BY epoch) FROM curves
+        WHERE task = ? AND val_dice IS NOT NULL AND (? IS NULL OR space = ?)
+          AND (? IS NULL OR method = ?)
+        GROUP BY ALL ORDER BY ALL""", [task, space, space, method, method])]
+
+
+#: Below this final validation Dice a run counts as failed; a run that is under
+#: :data:`BACKGROUND` in its first epochs predicted (almost) nothing but background there.
+LOW, BACKGROUND, EARLY = 0.5, 0.05, 5
+
+
+def failure_lines(v: TaskValidation) -> list[str]:
+    """How many runs ended below :data:`LOW` validation Dice, and whether they are runs that
+    fell into the background-only phase early and left it late or never (read from the
+    learning curves)."""
+    if not v.curves:
+        return []
+    early = [(a, s, c) for a, s, c in v.curves if min(c[:EARLY]) < BACKGROUND]
+    low = [(a, s, c) for a, s, c in v.curves if c[-1] < LOW]
+    out = [f"- runs ending below {LOW} val dice: {len(low)} of {len(v.curves)}" + (
+        " (" + "; ".join(f"`{a}` seed {s}: {c[-1]:.3f}" for a, s, c in low[:6])
+        + ("; ..." if len(low) > 6 else "") + ")" if low else "")]
+    if early:
+        left = [next(i + 1 for i, x in enumerate(c) if x >= LOW and i >= EARLY - 1)
+                for _, _, c in early if max(c[EARLY - 1:]) >= LOW]
+        out.append(
+            f"- background-only phase (val dice < {BACKGROUND} in one of the first {EARLY} "
+            f"epochs): {len(early)} of {len(v.curves)} runs; {len(left)} of them reached "
+            f"{LOW} later" + (f" (at epoch {min(left)}-{max(left)}, median "
+                              f"{sorted(left)[len(left) // 2]})" if left else "")
+            + f"; {sum(1 for x in low if x in early)} of the {len(low)} runs ending below "
+            f"{LOW} went through it")
+    return out
 
 
 def groups(store, task: str) -> list[tuple[str, str]]:
@@ -122,6 +163,8 @@ def validate_task(store, task: str, splits_dir: str | Path | None = None,
         v.n_test_ranked = len(names)
         if v.selected in names:
             v.selected_test_rank = names.index(v.selected) + 1
+    if metric == "dice":
+        v.curves = _curves(store, task, space, method)
     v.hygiene_ok, v.hygiene = hygiene or split_hygiene(store, task, splits_dir, data_root)
     v.subgroups = ("none: the data set carries no subgroup labels (e.g. sex, age, site) "
                    "for its cases, so no per-subgroup results can be given")
@@ -234,6 +277,7 @@ def summary_lines(v: TaskValidation) -> list[str]:
                    f"Spearman {_fmt(v.spearman)}, Kendall tau {_fmt(v.kendall)}; the "
                    f"validation-selected architecture ranks {v.selected_test_rank} of "
                    f"{v.n_test_ranked} on test")
+    out += failure_lines(v)
     verdict = {True: "passed", False: "FAILED", None: "not checked"}[v.hygiene_ok]
     out.append(f"- split hygiene {verdict}: " + "; ".join(v.hygiene))
     out.append(f"- subgroups: {v.subgroups}")
@@ -246,7 +290,7 @@ def _plot(v: TaskValidation, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(1, 3, figsize=(13, 3.8))
+    fig, ax = plt.subplots(1, 4 if v.curves else 3, figsize=(17 if v.curves else 13, 3.8))
     ax[0].hist(v.val, bins=min(20, max(5, len(v.val))), color="#4878a8")
     ax[0].set(title=f"val {v.metric} over architectures", xlabel=f"mean val {v.metric}",
               ylabel="architectures")
@@ -262,6 +306,14 @@ def _plot(v: TaskValidation, path: Path) -> None:
         ax[2].hist(v.seed_std, bins=min(20, max(5, len(v.seed_std))), color="#a86848")
     ax[2].set(title="seed-to-seed std", xlabel=f"std of val {v.metric} over seeds",
               ylabel="architectures")
+    if v.curves:
+        for _, _, c in sorted(v.curves, key=lambda r: r[2][-1] < LOW):  # failed runs on top
+            bad = c[-1] < LOW
+            ax[3].plot(range(1, len(c) + 1), c, lw=1.2 if bad else 0.6, alpha=0.9 if bad else
+                       0.35, color="#c03030" if bad else "grey")
+        ax[3].axhline(LOW, color="black", lw=0.6, ls=":")
+        ax[3].set(title=f"learning curves (red: final val {v.metric} < {LOW})",
+                  xlabel="epoch", ylabel=f"val {v.metric}")
     fig.suptitle(v.task + (f" ({v.label})" if v.label else ""))
     fig.tight_layout()
     fig.savefig(path, dpi=90, metadata={"Software": None})

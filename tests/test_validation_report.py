@@ -148,3 +148,23 @@ def test_cli_report_on_empty_tables_is_one_line(tmp_path, cli):
     write_manifest(tmp_path / "empty")
     r = cli(tmp_path / "empty", "report", "validation", "--out", str(tmp_path / "o"))
     assert one_line_error(r), r.err
+
+
+def test_failed_runs_are_told_apart_by_their_learning_curves():
+    from medbench.validation_report import TaskValidation, failure_lines
+
+    v = TaskValidation("msd/hippocampus", "dice", "unet3d-v2", "standalone", 3, 4,
+                       [0.8, 0.4, 0.8], [0.8, 0.4, 0.8], [])
+    flat = [0.1, 0.0, 0.0, 0.0, 0.01, 0.02, 0.03, 0.02]       # background only, never left
+    late = [0.1, 0.0, 0.0, 0.0, 0.0, 0.2, 0.6, 0.8]           # left it at epoch 7
+    steady = [0.2, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.8]        # never in it
+    one_class = [0.1, 0.3, 0.33, 0.33, 0.33, 0.33, 0.33, 0.33]  # one class only, early on
+    v.curves = [("a", 0, flat), ("a", 1, late), ("b", 0, steady), ("c", 0, one_class)]
+    lines = failure_lines(v)
+    assert lines[0].startswith("- runs ending below 0.5 val dice: 2 of 4 (`a` seed 0: 0.020;")
+    assert "`c` seed 0: 0.330" in lines[0]
+    assert lines[1] == ("- background-only phase (val dice < 0.05 in one of the first 5 "
+                        "epochs): 2 of 4 runs; 1 of them reached 0.5 later (at epoch 7-7, "
+                        "median 7); 1 of the 2 runs ending below 0.5 went through it")
+    v.curves = []
+    assert failure_lines(v) == []
