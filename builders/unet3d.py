@@ -99,13 +99,7 @@ def plan(n_archs: int, seeds: list[int], reference: bool, sample_seed: int = 0) 
             m = unet3d.macs(arch, 1, 3, SPATIAL)
             if m <= cap:
                 pool[arch] = math.log(m)
-        archs = sorted(pool, key=pool.get)
-        logs = np.array([pool[a] for a in archs])
-        for target in np.linspace(logs[0], logs[-1], k):
-            j = int(np.abs(logs - target).argmin())
-            while archs[j] in chosen:  # the nearest not yet taken
-                j = j + 1 if j + 1 < len(archs) else 0
-            chosen.append(archs[j])
+        _pick_spaced(sorted(pool, key=pool.get), pool, k, chosen)
     # Cheapest first, every seed of an architecture together: a partial build finishes
     # whole architectures, and as many as the compute allows.
     chosen.sort(key=lambda a: unet3d.macs(a, 1, 3, SPATIAL))
@@ -157,18 +151,26 @@ def plan_v2(n_archs: int, seeds: list[int], reference: bool, sample_seed: int = 
                       key=pool.get)
         lower = upper
         k, short = min(k + short, len(band)), max(k + short - len(band), 0)  # to the next
-        if not k:
-            continue
-        logs = np.array([pool[a] for a in band])
-        for target in np.linspace(logs[0], logs[-1], k):
-            j = int(np.abs(logs - target).argmin())
-            while band[j] in chosen:  # the nearest not yet taken
-                j = j + 1 if j + 1 < len(band) else 0
-            chosen.append(band[j])
+        if k:
+            _pick_spaced(band, pool, k, chosen)
     chosen.sort(key=lambda a: pool[a])
     jobs = [Job(f"{a.arch_index}-s{s}", {"space": space.NAME, "arch_id": a.arch_id, "seed": s})
             for a in chosen for s in seeds]
     return jobs + (_reference_jobs(seeds) if reference else [])
+
+
+def _pick_spaced(archs: list, log_macs: dict, k: int, chosen: list) -> None:
+    """Append to ``chosen`` the ``k`` architectures of ``archs`` (sorted by cost) nearest to
+    evenly spaced points of log-MACs between the cheapest and the dearest, each the nearest
+    not taken yet."""
+    import numpy as np
+
+    logs = np.array([log_macs[a] for a in archs])
+    for target in np.linspace(logs[0], logs[-1], k):
+        j = int(np.abs(logs - target).argmin())
+        while archs[j] in chosen:  # the nearest not yet taken
+            j = j + 1 if j + 1 < len(archs) else 0
+        chosen.append(archs[j])
 
 
 def _reference_jobs(seeds: list[int]) -> list[Job]:
