@@ -123,8 +123,8 @@ def _read_jobs(con, jobs: list[Path], work: Path, released: dict[str, list[str]]
         if not files:
             continue
         keys = ", ".join(f'"{k}"' for k in t.key)
-        new = (f"SELECT * FROM read_parquet(?, hive_partitioning=false, "
-               f"union_by_name=true, filename=true)")
+        new = ("SELECT * FROM read_parquet(?, hive_partitioning=false, "
+               "union_by_name=true, filename=true)")
         sql = (f"SELECT * EXCLUDE (filename) FROM ({new}) "
                f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY filename) = 1")
         params: list = [files]
