@@ -183,6 +183,12 @@ def _run(args: list[str]) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        return 1
+    except OSError as e:  # a path the user gave (--out, --output, --dataset) that fails
+        where = f": {e.filename}" if e.filename else ""
+        print(f"medbench: error: {e.strerror or e}{where}", file=sys.stderr)
+        return 2
     except Exception as e:  # noqa: BLE001 - a DuckDB error raised while rows were fetched
         import duckdb
 
@@ -192,5 +198,3 @@ def _run(args: list[str]) -> int:
 
         print(f"medbench: error: {_translate(e)}", file=sys.stderr)
         return 2
-    except BrokenPipeError:
-        return 1

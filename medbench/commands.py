@@ -153,8 +153,15 @@ def simulate(
 
     seconds = parse_duration(budget)
     names = [a.strip() for a in algorithms.split(",") if a.strip()]
-    if workers < 1:
-        raise MedbenchError(f"--workers must be at least 1, got {workers}")
+    if not names:
+        raise MedbenchError("--algorithms names none; e.g. rs,re,asha")
+    if seed < 0 or repeats < 1:
+        raise MedbenchError(f"--seed must not be negative and --repeats must be at least 1 "
+                            f"(got {seed}, {repeats})")
+    from medbench.simulate.simulator import MAX_WORKERS
+
+    if not 1 <= workers <= MAX_WORKERS:
+        raise MedbenchError(f"--workers must lie in [1, {MAX_WORKERS:,}], got {workers}")
     with _open() as store:
         if task is None:
             raise MedbenchError("give --task")

@@ -437,3 +437,31 @@ def test_a_generic_duckdb_error_while_fetching_is_one_line(release, cli, monkeyp
     monkeypatch.setattr(Store, "tasks", damaged)
     r = cli(release, "tasks")
     assert one_line_error(r) and "Negative size" in r.err, (r.code, r.err)
+
+
+SIM = ["simulate", "--task", "hippocampus", "--repeats", "1", "--budget", "1m"]
+
+
+@pytest.mark.parametrize("args", [
+    [*SIM, "--budget", "-5h", "--out", "{tmp}/s"], [*SIM, "--budget", "1e999h", "--out", "{tmp}/s"],
+    [*SIM, "--workers", "0", "--out", "{tmp}/s"],
+    [*SIM, "--workers", "100000000", "--out", "{tmp}/s"],
+    [*SIM, "--repeats", "0", "--out", "{tmp}/s"], [*SIM, "--algorithms", "foo", "--out", "{tmp}/s"],
+    [*SIM, "--algorithms", " , ", "--out", "{tmp}/s"], [*SIM, "--seed", "-1", "--out", "{tmp}/s"],
+    [*SIM, "--seed-mode", "foo", "--out", "{tmp}/s"], [*SIM, "--objective", "foo", "--out", "{tmp}/s"],
+    [*SIM, "--out", "/dev/full"], [*SIM, "--out", "/proc/nowhere/s"],
+    ["simulate", "--task", "nowhere", "--out", "{tmp}/s"],
+    ["export", "--task", "hippocampus", "--to", "foo", "--out", "{tmp}/x"],
+    ["export", "--task", "hippocampus", "--to", "naslib", "--out", "/proc/nowhere/x.json"],
+    ["export", "--task", "hippocampus", "--to", "naslib", "--out", "/dev/full"],
+    ["report", "validation", "--out", "/proc/nowhere"], ["report", "foo"],
+    ["recommend", "--dataset", "nowhere"], ["recommend", "--dataset", "hippocampus",
+                                           "--max-params", "1e999"],
+    ["tasks", "--format", "foo"], ["validate", "extra"], ["info", "unet3d", "-1"],
+    ["info", "unet3d", "99999999999999999999999"],
+])
+def test_bad_arguments_of_the_other_commands_are_one_line(release, cli, tmp_path, args):
+    before = snapshot(release)
+    r = cli(release, *[a.format(tmp=tmp_path) for a in args])
+    assert one_line_error(r), (r.code, r.err[-500:])
+    assert snapshot(release) == before

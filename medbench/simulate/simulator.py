@@ -74,6 +74,10 @@ class Trajectory:
         return len(self.time)
 
 
+#: More simulated workers than this is no search a table can answer (each holds state).
+MAX_WORKERS = 10_000
+
+
 def simulate(table: Tabular, searcher: Searcher, *, workers: int, budget_seconds: float,
              rng: np.random.Generator, seed_mode: str = "random",
              max_evaluations: int | None = None) -> Trajectory:
@@ -95,8 +99,8 @@ def simulate(table: Tabular, searcher: Searcher, *, workers: int, budget_seconds
         BadValueError: for no workers, a negative budget, an unknown seed mode, or a
             suggestion outside the table.
     """
-    if workers < 1:
-        raise BadValueError(f"workers must be at least 1, got {workers}")
+    if not 1 <= workers <= MAX_WORKERS:
+        raise BadValueError(f"workers must lie in [1, {MAX_WORKERS:,}], got {workers}")
     if budget_seconds < 0:
         raise BadValueError(f"budget must not be negative, got {budget_seconds}")
     if seed_mode not in SEED_MODES:
