@@ -220,7 +220,7 @@ def test_regret_is_zero_once_the_best_is_found():
 @pytest.mark.parametrize("args, message", [
     (("--algorithms", "rs,bohb"), "unknown algorithm 'bohb'"),
     (("--budget", "3 fortnights"), "cannot read the budget"),
-    (("--workers", "0"), "--workers must be at least 1"),
+    (("--workers", "0"), "--workers must lie in [1, 10,000]"),
     (("--space", "mednns"), "no results for mednns"),
 ])
 def test_simulate_bad_input_is_one_line(cli, release, tmp_path, args, message):
