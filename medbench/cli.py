@@ -194,7 +194,7 @@ def _run(args: list[str]) -> int:
 
         if not isinstance(e, duckdb.Error):
             raise
-        from medbench.store import _translate
+        from medbench.store import translate_error
 
-        print(f"medbench: error: {_translate(e)}", file=sys.stderr)
+        print(f"medbench: error: {translate_error(e)}", file=sys.stderr)
         return 2

@@ -32,7 +32,7 @@ from medbench.schema import TABLE_NAMES, TABLES, Table, partition_segment
 if TYPE_CHECKING:
     from medbench.query import QueryResult
 
-__all__ = ["Store", "open", "default_tables_path"]
+__all__ = ["Store", "open", "default_tables_path", "translate_error"]
 
 #: Environment variable naming the tables to open when no path is given.
 TABLES_ENV = "MEDBENCH_TABLES"
@@ -214,7 +214,7 @@ class Store:
         try:
             return self.con.execute(sql, params or []).fetchall()
         except duckdb.Error as e:
-            raise _translate(e) from None
+            raise translate_error(e) from None
 
     def execute(self, sql: str, params: list | None = None) -> duckdb.DuckDBPyConnection:
         """Run trusted SQL built by medbench itself; the cursor, to fetch from once.
@@ -225,7 +225,7 @@ class Store:
         try:
             return self.con.execute(sql, params or [])
         except duckdb.Error as e:
-            raise _translate(e) from None
+            raise translate_error(e) from None
 
     def fetchone(self, sql: str, params: list | None = None) -> tuple | None:
         """The first row of :meth:`fetchall`, or None."""
@@ -244,7 +244,7 @@ class Store:
         try:
             statements = duckdb.extract_statements(query)
         except duckdb.Error as e:
-            raise _translate(e) from None
+            raise translate_error(e) from None
         if len(statements) != 1:
             raise ReadOnlyError(f"give exactly one SQL statement (got {len(statements)})")
         kind, inner = statements[0].type.name, query
@@ -263,7 +263,7 @@ class Store:
         try:
             return self.con.sql(query)
         except duckdb.Error as e:
-            raise _translate(e) from None
+            raise translate_error(e) from None
 
     # -- the API --------------------------------------------------------------------------------
 
@@ -290,7 +290,7 @@ class Store:
             raise MedbenchError(f"query needs more memory than --memory-limit allows: "
                                 f"{one_line(e)}") from None
         except duckdb.Error as e:
-            raise _translate(e) from None
+            raise translate_error(e) from None
         finally:
             if timer is not None:
                 timer.cancel()
@@ -447,17 +447,17 @@ class Store:
         try:
             return rel.aggregate("count(*)").fetchall()[0][0]
         except duckdb.Error as e:
-            raise _translate(e) from None
+            raise translate_error(e) from None
 
     def relation(self, sql: str, params: list | None = None) -> duckdb.DuckDBPyRelation:
         """A relation of trusted SQL built by medbench; DuckDB errors become medbench errors."""
         try:
             return self.con.sql(sql, params=params) if params else self.con.sql(sql)
         except duckdb.Error as e:
-            raise _translate(e) from None
+            raise translate_error(e) from None
 
 
-def _translate(e: duckdb.Error) -> Exception:
+def translate_error(e: duckdb.Error) -> Exception:
     """A DuckDB error as the medbench error a user should see (one line)."""
     from medbench.errors import MedbenchError
 
