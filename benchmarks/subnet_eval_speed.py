@@ -28,7 +28,7 @@ def unet3d_speed(data_root: str, n: int) -> None:
 
     from builders import msd
     from builders.supernet import _Subnet
-    from builders.unet3d import _metrics
+    from builders.unet3d import segmentation_metrics
     from medbench.spaces import unet3d
 
     torch.set_num_threads(1)
@@ -49,7 +49,7 @@ def unet3d_speed(data_root: str, n: int) -> None:
                     sub(batch["image"])
         t1 = time.perf_counter()
         for loader in loaders.values():  # the evaluation as the builder runs it
-            _metrics(sub, loader, 3, "cpu", spatial)
+            segmentation_metrics(sub, loader, 3, "cpu", spatial)
         forward += t1 - t0
         evaluation += time.perf_counter() - t1
     print(f"unet3d: {n} subnets, {sum(len(lo.dataset) for lo in loaders.values())} cases each;"
@@ -67,8 +67,8 @@ def mednns_speed(root: str, n: int, name: str = "breastmnist", recalibrate: int 
     from builders import medmnist_data
     from builders import mednns_supernet as zoo
     from builders.jobs import Job
-    from builders.medmnist_train import EVAL_BATCH, _scores
-    from builders.unet3d import _macs
+    from builders.medmnist_train import EVAL_BATCH, class_scores
+    from builders.unet3d import count_macs
     from medbench.spaces import _mednns_supernet as sn
     from medbench.spaces import mednns
 
@@ -101,9 +101,9 @@ def mednns_speed(root: str, n: int, name: str = "breastmnist", recalibrate: int 
         sn.recalibrate(sub, recal)
         t.append(time.perf_counter())
         for x in xs.values():
-            _scores(sub, x, EVAL_BATCH, "cpu")
+            class_scores(sub, x, EVAL_BATCH, "cpu")
         t.append(time.perf_counter())
-        _macs(sub, task.n_channels, tuple(xs["val"].shape[2:]), "cpu")
+        count_macs(sub, task.n_channels, tuple(xs["val"].shape[2:]), "cpu")
         t.append(time.perf_counter())
         for k, a, b in zip(parts, t, t[1:]):
             parts[k] += b - a
@@ -124,7 +124,7 @@ def mednns_speed(root: str, n: int, name: str = "breastmnist", recalibrate: int 
         outs = {}
         for size in sizes:
             t0 = time.perf_counter()
-            outs[size] = [_scores(sub, x, size, "cpu") for x in xs.values()]
+            outs[size] = [class_scores(sub, x, size, "cpu") for x in xs.values()]
             seconds[size] += time.perf_counter() - t0
         assert all(torch.equal(a, b) for size in sizes
                    for a, b in zip(outs[size], outs[512])), "logits depend on the batch"
@@ -145,7 +145,7 @@ def recalibration_sizes(root: str, name: str, checkpoint: str, n: int,
 
     from builders import medmnist_data
     from builders import mednns_supernet as zoo
-    from builders.medmnist_train import EVAL_BATCH, _metrics, _scores
+    from builders.medmnist_train import EVAL_BATCH, class_scores, classification_metrics
     from medbench.spaces import _mednns_supernet as sn
     from medbench.spaces import mednns
 
@@ -162,14 +162,16 @@ def recalibration_sizes(root: str, name: str, checkpoint: str, n: int,
     seconds = dict.fromkeys(sizes, 0.0)
     for arch in archs:
         sub = sn.extract(net, arch).to(memory_format=layout).eval()
-        acc[0].append(_metrics(task, _scores(sub, x_val, EVAL_BATCH, "cpu"), "val")["acc"])
+        logits = class_scores(sub, x_val, EVAL_BATCH, "cpu")
+        acc[0].append(classification_metrics(task, logits, "val")["acc"])
         for k in sizes:
             images = zoo.recalibration_images(task, k, 0).contiguous(memory_format=layout)
             sub = sn.extract(net, arch).to(memory_format=layout)
             t0 = time.perf_counter()
             sn.recalibrate(sub, images)
             seconds[k] += time.perf_counter() - t0
-            acc[k].append(_metrics(task, _scores(sub, x_val, EVAL_BATCH, "cpu"), "val")["acc"])
+            logits = class_scores(sub, x_val, EVAL_BATCH, "cpu")
+            acc[k].append(classification_metrics(task, logits, "val")["acc"])
     ref = np.array(acc[sizes[-1]])
     print(f"mednns on {name}, {n} zoo subnets, val accuracy by recalibration images "
           f"(reference: {sizes[-1]}):")

@@ -322,10 +322,10 @@ def _networks(space: str, arch_id: str, shape: list[int], runtimes, threads, dev
             so.intra_op_num_threads, so.inter_op_num_threads = t, 1
             sess = ort.InferenceSession(buf.getvalue(), so, providers=["CPUExecutionProvider"])
             runs[("onnxruntime", t)] = lambda sess=sess, xn=xn: sess.run(None, {"x": xn})
-    from builders.unet3d import _macs, activation_mb
+    from builders.unet3d import count_macs, activation_mb
 
     params = sum(p.numel() for p in net.parameters())
-    macs = _macs(net, shape[0], tuple(shape[1:]), device)
+    macs = count_macs(net, shape[0], tuple(shape[1:]), device)
     act = activation_mb(net, shape[0], tuple(shape[1:]), device)
     return Net(space, arch_id, runs), arch_index, config, params, macs, act
 

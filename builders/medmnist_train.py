@@ -27,7 +27,8 @@ from builders.jobs import (Job, WorkDir, add_backend_args, at_least, device_name
 from medbench.catalog import resolve_task
 from medbench.errors import MedbenchError
 
-__all__ = ["Recipe", "VERSION", "train_and_evaluate", "main"]
+__all__ = ["Recipe", "VERSION", "train_and_evaluate", "class_scores", "classification_metrics",
+           "main"]
 
 VERSION = "1.0"
 BUILDER = "builders.medmnist_train"
@@ -48,7 +49,7 @@ class Recipe:
 EVAL_BATCH = 64
 
 
-def _scores(net, x, batch: int, device):
+def class_scores(net, x, batch: int, device):
     """Logits of ``net`` in eval mode on ``x``, ``batch`` images per forward pass."""
     import torch
 
@@ -60,7 +61,7 @@ def _scores(net, x, batch: int, device):
     return torch.cat(out)
 
 
-def _metrics(task, logits, part: str) -> dict[str, float]:
+def classification_metrics(task, logits, part: str) -> dict[str, float]:
     """Accuracy and AUC with medmnist's own functions, on probabilities."""
     import torch
     from medmnist.evaluator import getACC, getAUC
@@ -78,7 +79,7 @@ def train_and_evaluate(task, space: str, arch_id: str, seed: int, recipe: Recipe
     import torch
     from torch import nn
 
-    from builders.unet3d import _macs
+    from builders.unet3d import count_macs
     from medbench.spaces import get_space
 
     torch.manual_seed(seed)
@@ -114,11 +115,11 @@ def train_and_evaluate(task, space: str, arch_id: str, seed: int, recipe: Recipe
             total += loss.item() * len(idx)
         sched.step()
         elapsed += time.perf_counter() - t0
-        val = _metrics(task, _scores(net, x_val, EVAL_BATCH, device), "val")
+        val = classification_metrics(task, class_scores(net, x_val, EVAL_BATCH, device), "val")
         curves.append({**key, "epoch": epoch, "train_loss": total / len(order),
                        "val_acc": val["acc"], "val_auc": val["auc"],
                        "elapsed_seconds": elapsed, "run_id": run_id})
-    test = _metrics(task, _scores(net, x_test, EVAL_BATCH, device), "test")
+    test = classification_metrics(task, class_scores(net, x_test, EVAL_BATCH, device), "test")
     final = {"val": val, "test": test}
     evaluation = {**key, "epochs": recipe.epochs, "train_seconds": elapsed,
                   "device": device_name(device), "run_id": run_id,
@@ -131,7 +132,7 @@ def train_and_evaluate(task, space: str, arch_id: str, seed: int, recipe: Recipe
                            "config": arch.config_json(), "run_id": run_id}],
         "costs": [{"space": space, "arch_id": arch_id, "task": task.task,
                    "params": sum(p.numel() for p in net.parameters() if p.requires_grad),
-                   "macs": _macs(net, task.n_channels, tuple(shape[1:]), device),
+                   "macs": count_macs(net, task.n_channels, tuple(shape[1:]), device),
                    "input_shape": shape, "run_id": run_id}],
         "tasks": [task.tasks_row(run_id)],
     }

@@ -141,7 +141,7 @@ def train_chunk(job: Job, run_id: str, *, task, recipe: Recipe, device: str, wor
     import numpy as np
     import torch
 
-    from builders.medmnist_train import EVAL_BATCH, _metrics, _scores
+    from builders.medmnist_train import EVAL_BATCH, classification_metrics, class_scores
     from medbench.spaces import _mednns_supernet as sn
     from medbench.spaces import mednns
 
@@ -201,8 +201,8 @@ def train_chunk(job: Job, run_id: str, *, task, recipe: Recipe, device: str, wor
     job.args["elapsed_seconds"] = elapsed
     for label, arch in (("largest", mednns.largest()), ("smallest", mednns.smallest())):
         sub = sn.extract(net, arch)
-        logits = _scores(sub, x["val"], EVAL_BATCH, device)
-        job.args[f"val_acc_{label}"] = _metrics(task, logits, "val")["acc"]
+        logits = class_scores(sub, x["val"], EVAL_BATCH, device)
+        job.args[f"val_acc_{label}"] = classification_metrics(task, logits, "val")["acc"]
     return {}
 
 
@@ -232,8 +232,8 @@ def evaluate_chunk(job: Job, run_id: str, *, task, recipe: Recipe, device: str,
     """Val and test accuracy, AUC and loss of a chunk of subnets, each recalibrated."""
     import torch
 
-    from builders.medmnist_train import EVAL_BATCH, _metrics, _scores
-    from builders.unet3d import _macs
+    from builders.medmnist_train import EVAL_BATCH, classification_metrics, class_scores
+    from builders.unet3d import count_macs
     from medbench.spaces import _mednns_supernet as sn
     from medbench.spaces import mednns
 
@@ -263,8 +263,8 @@ def evaluate_chunk(job: Job, run_id: str, *, task, recipe: Recipe, device: str,
                "seed": recipe.seed, "epochs": cache["epochs"], "device": device_name(device),
                "run_id": run_id}
         for part in ("val", "test"):
-            logits = _scores(sub, x[part], EVAL_BATCH, device)
-            for name, value in _metrics(task, logits, part).items():
+            logits = class_scores(sub, x[part], EVAL_BATCH, device)
+            for name, value in classification_metrics(task, logits, part).items():
                 row[f"{part}_{name}"] = value
             row[f"{part}_loss"] = float(loss_fn(logits, y[part]))
         evals.append(row)
@@ -272,7 +272,7 @@ def evaluate_chunk(job: Job, run_id: str, *, task, recipe: Recipe, device: str,
                       "config": arch.config_json(), "run_id": run_id})
         costs.append({"space": "mednns", "arch_id": arch_id, "task": task.task,
                       "params": sum(p.numel() for p in sub.parameters()),
-                      "macs": _macs(sub, task.n_channels, spatial, device),
+                      "macs": count_macs(sub, task.n_channels, spatial, device),
                       "input_shape": [task.n_channels, *spatial], "run_id": run_id})
     return {"evaluations": evals, "architectures": archs, "costs": costs,
             "tasks": [task.tasks_row(run_id)]}

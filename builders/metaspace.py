@@ -84,7 +84,7 @@ class Zoo:
 def load_zoo(store, space: str = "mednns", method: str = "supernet") -> Zoo:
     """The zoo as arrays: the architectures with ``method`` results on every set that has
     them and has encoder features (the features' method covering most such sets)."""
-    from medbench.query import _metric
+    from medbench.query import task_metric
 
     space = store.resolve_space(space)
     store.views("evaluations", "task_features", "task_distances")
@@ -102,7 +102,7 @@ def load_zoo(store, space: str = "mednns", method: str = "supernet") -> Zoo:
     feats = dict(store.fetchall("SELECT task, feature_mean FROM task_features WHERE method = ? "
                                 "AND task IN (SELECT unnest(?))", [dmethod, with_results]))
     tasks = sorted(feats)
-    metrics = {_metric(store, t) for t in tasks}
+    metrics = {task_metric(store, t) for t in tasks}
     if len(metrics) != 1:
         raise MedbenchError(f"the sets' metrics differ ({', '.join(sorted(metrics))})")
     metric = metrics.pop()

@@ -130,7 +130,7 @@ def train_epoch(job: Job, run_id: str, *, task, recipe: Recipe, device: str, wor
     from monai.data import DataLoader
     from monai.losses import DiceCELoss
 
-    from builders.unet3d import _metrics
+    from builders.unet3d import segmentation_metrics
     from medbench.spaces import unet3d
 
     epoch = job.args["epoch"]
@@ -163,7 +163,7 @@ def train_epoch(job: Job, run_id: str, *, task, recipe: Recipe, device: str, wor
     elapsed += time.perf_counter() - t0
     largest = unet3d.from_id(LARGEST)
     val = DataLoader(data["val"], batch_size=recipe.batch_size)
-    val_dice = _metrics(_Subnet(net, largest), val, len(task.class_names), device,
+    val_dice = segmentation_metrics(_Subnet(net, largest), val, len(task.class_names), device,
                         recipe.spatial_size, full=False)["dice"]
     buf = io.BytesIO()
     torch.save({"model": net.state_dict(), "optimizer": opt.state_dict(),
@@ -185,7 +185,7 @@ def evaluate_chunk(job: Job, run_id: str, *, task, recipe: Recipe, device: str,
     """Val and test metrics of a chunk of subnets of the checkpoint after ``epoch``."""
     from monai.data import DataLoader
 
-    from builders.unet3d import _metrics
+    from builders.unet3d import segmentation_metrics
     from medbench.spaces import unet3d
 
     if "net" not in cache:
@@ -199,8 +199,9 @@ def evaluate_chunk(job: Job, run_id: str, *, task, recipe: Recipe, device: str,
                "seed": recipe.seed, "epochs": epoch, "device": device_name(device),
                "run_id": run_id}
         for part, loader in loaders.items():
-            for name, value in _metrics(_Subnet(net, arch), loader, len(task.class_names),
-                                        device, recipe.spatial_size).items():
+            for name, value in segmentation_metrics(_Subnet(net, arch), loader,
+                                                    len(task.class_names), device,
+                                                    recipe.spatial_size).items():
                 row[f"{part}_{name}"] = value
         evals.append(row)
         archs.append({"space": "unet3d", "arch_id": arch_id, "arch_index": arch.arch_index,

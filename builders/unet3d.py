@@ -46,7 +46,7 @@ from medbench.catalog import resolve_task
 from medbench.errors import MedbenchError
 
 __all__ = ["Recipe", "VERSION", "VERSIONS", "V2_BANDS", "plan", "plan_v2", "train_and_evaluate",
-           "main"]
+           "segmentation_metrics", "count_macs", "activation_mb", "main"]
 
 VERSION = "2.0"  # 1.0: LeakyReLU and flips on all axes; classes collapsed. 1.1: unet3d
 #: The builder version of each space's jobs: the recipe is the same, the networks differ.
@@ -180,7 +180,7 @@ def _reference_jobs(seeds: list[int]) -> list[Job]:
             for s in seeds]
 
 
-def _metrics(net, loader, n_classes: int, device, spatial: tuple[int, ...],
+def segmentation_metrics(net, loader, n_classes: int, device, spatial: tuple[int, ...],
              full: bool = True, layout=None) -> dict:
     """Dice, Jaccard and HD95 per foreground class, averaged over cases, and their mean
     (Dice only unless ``full``: the per-epoch validation of the learning curve); inputs in
@@ -324,7 +324,7 @@ def train_and_evaluate(task, space: str, arch_id: str, seed: int, recipe: Recipe
     layout = torch.channels_last_3d if space.startswith("unet3d") else torch.contiguous_format
     net = net.to(device, memory_format=layout)
     params = sum(p.numel() for p in net.parameters() if p.requires_grad)
-    macs = _macs(net, task.n_channels, recipe.spatial_size, device)
+    macs = count_macs(net, task.n_channels, recipe.spatial_size, device)
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
     opt = torch.optim.AdamW(net.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=recipe.epochs)
@@ -358,7 +358,7 @@ def train_and_evaluate(task, space: str, arch_id: str, seed: int, recipe: Recipe
             n += len(x)
         sched.step()
         elapsed += time.perf_counter() - t0  # training time only: the simulated clock
-        val_dice = _metrics(net, val, n_classes, device, recipe.spatial_size,
+        val_dice = segmentation_metrics(net, val, n_classes, device, recipe.spatial_size,
                             full=False, layout=layout)["dice"]
         curves.append({**key, "epoch": epoch, "train_loss": total / n, "val_dice": val_dice,
                        "elapsed_seconds": elapsed})
@@ -368,7 +368,7 @@ def train_and_evaluate(task, space: str, arch_id: str, seed: int, recipe: Recipe
                 "opt": opt.state_dict(), "sched": sched.state_dict(), "curves": curves,
                 "elapsed": elapsed, "seconds": prior + time.perf_counter() - t_start,
                 "random": _random_state(gen, data["train"].transform)})
-    final = {part: _metrics(net, loader, n_classes, device, recipe.spatial_size,
+    final = {part: segmentation_metrics(net, loader, n_classes, device, recipe.spatial_size,
                             layout=layout)
              for part, loader in (("val", val), ("test", test))}
     evaluation = {**key, "epochs": recipe.epochs, "train_seconds": elapsed,
@@ -412,7 +412,7 @@ def activation_mb(net, in_channels: int, spatial: tuple[int, ...], device) -> fl
     return (peak[dev].get(_MemRefType.ACT, 0) + peak[dev].get(_MemRefType.TEMP, 0)) / 1e6
 
 
-def _macs(net, in_channels: int, spatial: tuple[int, int, int], device) -> int:
+def count_macs(net, in_channels: int, spatial: tuple[int, int, int], device) -> int:
     """Multiply-accumulates of one forward pass at batch 1 (torch's FLOP counter / 2)."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode

@@ -24,8 +24,8 @@ if TYPE_CHECKING:
 
     from medbench.store import Store
 
-__all__ = ["QueryResult", "run", "explain_empty", "DEFAULT_RUNTIME", "DEFAULT_THREADS",
-           "DEFAULT_BATCH", "METHODS"]
+__all__ = ["QueryResult", "run", "explain_empty", "task_metric", "DEFAULT_RUNTIME",
+           "DEFAULT_THREADS", "DEFAULT_BATCH", "METHODS"]
 
 #: Latency is reported for ONNX Runtime at one thread and batch 1 unless asked otherwise:
 #: the setting of an edge deployment, and the least noisy on shared machines.
@@ -167,7 +167,7 @@ def run(store: Store, *, task: str | None = None, space: str | None = None,
                            notes=["the tables hold no results yet"])
     if space is not None:
         space = store.resolve_space(space)
-    metric = _metric(store, task)
+    metric = task_metric(store, task)
     if min_dice is not None:
         if metric != "dice":
             raise BadValueError(f"--min-dice is for Dice tasks; {task} is ranked by {metric}: "
@@ -289,7 +289,7 @@ def _choose_task(store: Store, task: str | None) -> str | None:
                         + "); choose one with --task")
 
 
-def _metric(store: Store, task: str) -> str:
+def task_metric(store: Store, task: str) -> str:
     # A catalogued task's metric is fixed by the catalogue (validate holds the tasks table to
     # it), which spares a cold query a file read; other tasks name theirs in the tasks table.
     if task in catalog.TASKS:

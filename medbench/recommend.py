@@ -43,7 +43,7 @@ class Recommendation:
 
 
 def _metric(store, task: str) -> str:
-    from medbench.query import _metric as metric_of
+    from medbench.query import task_metric as metric_of
 
     return metric_of(store, task)
 

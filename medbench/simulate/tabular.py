@@ -101,10 +101,10 @@ def from_store(store, *, task: str, space: str, method: str = "standalone",
     Raises:
         MedbenchError: if the task has no results for this space and method.
     """
-    from medbench.query import _metric  # the task's primary metric, one rule for all
+    from medbench.query import task_metric  # the task's primary metric, one rule for all
 
     task = store.resolve_task(task)
-    metric = _metric(store, task)
+    metric = task_metric(store, task)
     curves = store.view("curves", task)
     evals = store.view("evaluations", task)
     def archs_of(view: str) -> list[tuple]:
