@@ -2,7 +2,8 @@
 
 :func:`medbench.cli.main` runs them through :func:`run_app`, which turns typer's usage errors
 into medbench errors (one line on stderr, exit code 2). ``medbench query`` is parsed in
-:mod:`medbench.cli`, without typer; the app here lists it and hands its arguments over.
+:mod:`medbench.query_command`, without typer; the app here lists it and hands its arguments
+over.
 No command here writes to the tables.
 """
 
@@ -14,7 +15,8 @@ from typing import Annotated, Optional
 import typer
 
 from medbench import __version__
-from medbench.cli import QUERY_HELP, UsageError, note_line, run_query, split_root
+from medbench.query_command import (QUERY_HELP, UsageError, note_line, run_query,
+                                    split_root)
 from medbench.errors import MedbenchError
 from medbench.output import Format, emit
 
@@ -63,7 +65,8 @@ def _open(**options):
 @app.command(help=QUERY_HELP, add_help_option=False, context_settings={
     "allow_extra_args": True, "ignore_unknown_options": True})
 def query(ctx: typer.Context) -> None:
-    # Parsed by argparse in medbench.cli (its one definition; main() goes there directly).
+    # Parsed by argparse in medbench.query_command (its one definition; main() goes there
+    # directly).
     run_query(_state["tables"], ctx.args)
 
 
