@@ -96,7 +96,7 @@ def run_query(tables: str | None, args: list[str]) -> None:
     from medbench.store import open as open_store
 
     a = query_parser().parse_args(args)
-    with open_store(tables) as store:
+    with open_store(tables) as store, store.guard():
         res = store.query(task=a.task, space=a.space, device=a.device, runtime=a.runtime,
                           threads=a.threads, batch=a.batch, max_latency=a.max_latency,
                           max_energy=a.max_energy, max_params=a.max_params,

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import os
 import re
+import select
+import signal
 import threading
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -277,6 +279,7 @@ class Store:
             timer = threading.Timer(timeout, self.con.interrupt)
             timer.daemon = True
             timer.start()
+        ctrl_c = _interrupt_on_sigint(self.con)
         try:
             yield
         except (duckdb.InterruptException, RuntimeError) as e:
@@ -294,6 +297,7 @@ class Store:
         finally:
             if timer is not None:
                 timer.cancel()
+            ctrl_c()
 
     def table(self, name: str) -> duckdb.DuckDBPyRelation:
         """The whole of one table as a relation."""
@@ -455,6 +459,45 @@ class Store:
             return self.con.sql(sql, params=params) if params else self.con.sql(sql)
         except duckdb.Error as e:
             raise translate_error(e) from None
+
+
+def _interrupt_on_sigint(con) -> Callable[[], None]:
+    """Interrupt ``con`` when Ctrl-C arrives; returns the function that stops watching.
+
+    Python runs its SIGINT handler only between bytecodes of the main thread, and DuckDB
+    polls for it while a query runs, but a signal that lands just as a query starts can be
+    missed (the query then runs on). The signal's wakeup byte is written at once, whatever
+    the main thread is doing, so a watcher thread reads it and interrupts DuckDB itself."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    read, write = os.pipe()
+    os.set_blocking(write, False)
+    try:
+        previous = signal.set_wakeup_fd(write)
+    except ValueError:  # not the main interpreter
+        os.close(read)
+        os.close(write)
+        return lambda: None
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            select.select([read], [], [])
+            if signal.SIGINT in os.read(read, 64) and not done.is_set():
+                con.interrupt()
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+
+    def stop() -> None:
+        done.set()
+        signal.set_wakeup_fd(previous)
+        os.write(write, b"\0")  # wakes the watcher at once
+        watcher.join()
+        os.close(read)
+        os.close(write)
+
+    return stop
 
 
 def translate_error(e: duckdb.Error) -> Exception:

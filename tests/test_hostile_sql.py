@@ -465,3 +465,28 @@ def test_bad_arguments_of_the_other_commands_are_one_line(release, cli, tmp_path
     r = cli(release, *[a.format(tmp=tmp_path) for a in args])
     assert one_line_error(r), (r.code, r.err[-500:])
     assert snapshot(release) == before
+
+
+@pytest.mark.parametrize("delay", [0.3, 0.6, 0.9, 1.5])
+def test_ctrl_c_stops_a_long_query_with_exit_130(release, delay):
+    """Whenever Ctrl-C lands (before, as or after the query starts), the command ends at
+    once with exit code 130, no traceback, and the tables unchanged."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    before = snapshot(release)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "medbench", "--tables", str(release), "sql", "--timeout", "0",
+         "SELECT count(*) FROM range(10000000000000) a"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    time.sleep(delay)
+    p.send_signal(signal.SIGINT)
+    try:
+        _, err = p.communicate(timeout=30)
+    finally:
+        p.kill()
+    assert p.returncode == 130 and "Traceback" not in err, (p.returncode, err[-500:])
+    assert snapshot(release) == before
