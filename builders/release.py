@@ -22,9 +22,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from builders.jobs import read_job_meta
-from medbench.errors import MedbenchError
+from medbench.errors import MedbenchError, TableError
 from medbench.store import one_line
-from medbench.manifest import MANIFEST_NAME, list_table_files, load_manifest, write_manifest
+from medbench.manifest import (MANIFEST_NAME, check_listing, list_table_files, load_manifest,
+                               write_manifest)
 from medbench.output import to_arrow as relation_to_arrow
 from medbench.release import to_arrow, write_rows
 from medbench.schema import TABLES
@@ -85,11 +86,9 @@ def _release(jobs: list[Path], work: Path, tables: Path, name: str | None) -> di
         while name in stems:
             n += 1
             name = f"{base}-{n}"
-    added: dict[str, int] = {}
-    fresh: dict[str, object] = {}
     con = duckdb.connect()
     try:
-        _read_jobs(con, jobs, work, released, tables, added, fresh)
+        fresh = _read_jobs(con, jobs, work, released, tables)
     except duckdb.Error as e:
         raise MedbenchError(f"cannot read the jobs' files ({one_line(e)}): nothing "
                             "released") from None
@@ -98,21 +97,24 @@ def _release(jobs: list[Path], work: Path, tables: Path, name: str | None) -> di
     # The new rows pass validate's value checks by themselves before anything is written.
     with tempfile.TemporaryDirectory(prefix="medbench-release-") as staged:
         for table, data in fresh.items():
-            write_rows(staged, table, data, name)
+            if len(data):
+                write_rows(staged, table, data, name)
         problems = value_problems(staged)
     if problems:
         raise MedbenchError(f"{len(problems)} problem(s) in the new rows ({problems[0]}): "
                             "nothing released")
     for table, data in fresh.items():
-        write_rows(tables, table, data, name)
+        if len(data):
+            write_rows(tables, table, data, name)
     write_manifest(tables)
-    return added
+    return {table: len(data) for table, data in fresh.items()}
 
 
 def _read_jobs(con, jobs: list[Path], work: Path, released: dict[str, list[str]],
-               tables: Path, added: dict[str, int], fresh: dict[str, object]) -> None:
-    """Each table's rows of the jobs that ``released`` lacks, deduplicated on keys, into
-    ``fresh`` (and their counts into ``added``)."""
+               tables: Path) -> dict[str, object]:
+    """Per table the jobs have files for, their rows that ``released`` lacks, deduplicated
+    on keys (an Arrow table, maybe empty)."""
+    fresh = {}
     clash = _run_id_clashes(con, jobs, [str(tables / f) for f in released.get("runs", [])])
     if clash:
         raise MedbenchError(
@@ -133,36 +135,28 @@ def _read_jobs(con, jobs: list[Path], work: Path, released: dict[str, list[str]]
             sql = (f"SELECT n.* FROM ({sql}) n ANTI JOIN read_parquet(?, "
                    f"hive_partitioning=false) o USING ({keys})")
             params.append(old)
-        data = to_arrow(table, relation_to_arrow(con.sql(sql, params=params)))
-        if len(data):
-            fresh[table] = data
-        added[table] = len(data)
+        fresh[table] = to_arrow(table, relation_to_arrow(con.sql(sql, params=params)))
+    return fresh
 
 
 def listed_files(tables: Path) -> dict[str, list[str]]:
-    """The released files per table, as ``MANIFEST.json`` lists them, after checking that the
-    folder holds exactly those (sizes included). A Parquet file on disk that the manifest
-    does not list would otherwise be adopted by this release's manifest, and rows of the
-    jobs whose keys it holds dropped, so nothing is released until it is dealt with."""
-    on_disk = list_table_files(tables)
+    """The released files per table, as ``MANIFEST.json`` lists them, once the folder is
+    checked to hold exactly those (:func:`medbench.manifest.check_listing`): a Parquet file
+    the manifest does not list would otherwise be adopted by this release's manifest, and
+    rows of the jobs whose keys it holds dropped."""
     manifest = load_manifest(tables)
     if manifest is None:
-        if on_disk:
+        if list_table_files(tables):
             raise MedbenchError(f"{tables} holds Parquet files but no {MANIFEST_NAME}: "
                                 "nothing released")
         return {}
+    try:
+        check_listing(tables, manifest)
+    except TableError as e:
+        raise MedbenchError(f"{e}: nothing released") from None
     listed: dict[str, list[str]] = {}
     for entry in manifest["files"]:
         listed.setdefault(entry["table"], []).append(entry["path"])
-        path = tables / entry["path"]
-        if not path.is_file() or path.stat().st_size != entry["bytes"]:
-            raise MedbenchError(f"{entry['path']} is missing or not the size {MANIFEST_NAME} "
-                                "lists (run 'medbench validate'): nothing released")
-    stray = sorted(set().union(*on_disk.values()) - set().union(*listed.values())) \
-        if on_disk else []
-    if stray:
-        raise MedbenchError(f"{len(stray)} Parquet file(s) under {tables} are not in "
-                            f"{MANIFEST_NAME} (e.g. {stray[0]}): remove them; nothing released")
     return {k: sorted(v) for k, v in listed.items()}
 
 

@@ -17,7 +17,7 @@ from medbench.errors import TableError
 from medbench.schema import SCHEMA_VERSION, TABLE_NAMES
 
 __all__ = ["MANIFEST_NAME", "load_manifest", "build_manifest", "write_manifest", "sha256_file",
-           "list_table_files", "atomic_write_bytes"]
+           "list_table_files", "atomic_write_bytes", "check_listing"]
 
 MANIFEST_NAME = "MANIFEST.json"
 
@@ -75,6 +75,36 @@ def list_table_files(root: str | Path) -> dict[str, list[str]]:
             if files:
                 out[name] = files
     return out
+
+
+def check_listing(root: str | Path, manifest: dict) -> None:
+    """Cheap guards (no file is read) that a local folder is the release its manifest lists:
+    every path once, every file there at its listed size, no Parquet file unlisted. Queries
+    would otherwise answer from a different set of rows, and a release would adopt a stray
+    file; ``medbench validate`` checks the bytes themselves.
+
+    Raises:
+        TableError: naming the first mismatch.
+    """
+    root = Path(root)
+    sizes: dict[str, int] = {}
+    for entry in manifest["files"]:
+        rel = entry["path"]
+        if rel in sizes:
+            raise TableError(f"{MANIFEST_NAME} lists {rel} twice (run 'medbench validate')")
+        sizes[rel] = entry["bytes"]
+        try:
+            size = (root / rel).stat().st_size
+        except OSError:
+            raise TableError(f"{rel} is listed in {MANIFEST_NAME} but missing under {root} "
+                             "(run 'medbench validate')") from None
+        if size != entry["bytes"]:
+            raise TableError(f"{rel} is {size} bytes, {MANIFEST_NAME} says {entry['bytes']} "
+                             "(run 'medbench validate')")
+    unlisted = [f for fs in list_table_files(root).values() for f in fs if f not in sizes]
+    if unlisted:
+        raise TableError(f"{len(unlisted)} Parquet file(s) under {root} are not in "
+                         f"{MANIFEST_NAME} (e.g. {unlisted[0]}; run 'medbench validate')")
 
 
 def build_manifest(root: str | Path, extra: dict | None = None) -> dict:

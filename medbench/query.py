@@ -176,7 +176,8 @@ def run(store: Store, *, task: str | None = None, space: str | None = None,
 
     # Views over this task's partition only: a query never opens other tasks' files.
     views = {t: store.view(t, task) for t in ("evaluations", "hardware", "costs")}
-    hidden = () if space is not None else _superseded_here(store, views["evaluations"], task)
+    hidden, n_hidden = ((), 0) if space is not None else \
+        _superseded_here(store, views["evaluations"], task)
     shown, shown_args = _shown_spaces(space, hidden)
     if device is not None:
         device = store.resolve_device(device)
@@ -192,13 +193,9 @@ def run(store: Store, *, task: str | None = None, space: str | None = None,
                   "task" if device else "")
 
     notes = []
-    if hidden:
-        n = store.fetchone(f'SELECT count(DISTINCT (space, arch_id)) FROM "{views["evaluations"]}"'
-                           f" WHERE task = ? AND space IN ({', '.join('?' * len(hidden))})",
-                           [task, *hidden])[0]
-        if n:
-            notes.append(f"{n} architecture(s) of superseded spaces ({', '.join(hidden)}) "
-                         "left out: --space names one to see them")
+    if n_hidden:
+        notes.append(f"{n_hidden} architecture(s) of superseded spaces ({', '.join(hidden)}) "
+                     "left out: --space names one to see them")
     if device is None:
         notes.append(f"no latency measured for {task} with {runtime}, {threads} thread(s), "
                      f"batch {batch}")
@@ -214,15 +211,18 @@ def run(store: Store, *, task: str | None = None, space: str | None = None,
                                "params": params})
 
 
-def _superseded_here(store: Store, ev_view: str, task: str) -> tuple[str, ...]:
-    """The superseded spaces whose newer version has results for ``task``."""
+def _superseded_here(store: Store, ev_view: str, task: str) -> tuple[tuple[str, ...], int]:
+    """The superseded spaces whose newer version has results for ``task``, and how many
+    architectures with results they hold (one query)."""
     newer = catalog.superseded()
     if not newer:
-        return ()
-    have = {r[0] for r in store.fetchall(
-        f'SELECT DISTINCT space FROM "{ev_view}" WHERE task = ? AND space IN '
-        f"({', '.join('?' * len(newer))})", [task, *newer.values()])}
-    return tuple(old for old, new in newer.items() if new in have)
+        return (), 0
+    names = sorted({*newer, *newer.values()})
+    counts = dict(store.fetchall(
+        f'SELECT space, count(DISTINCT arch_id) FROM "{ev_view}" WHERE task = ? AND space IN '
+        f"({', '.join('?' * len(names))}) GROUP BY space", [task, *names]))
+    hidden = tuple(old for old, new in newer.items() if new in counts)
+    return hidden, sum(counts.get(old, 0) for old in hidden)
 
 
 def _shown_spaces(space: str | None, hidden: tuple[str, ...]) -> tuple[str, list]:

@@ -27,7 +27,8 @@ import duckdb
 from medbench import catalog
 from medbench.errors import (BadValueError, MedbenchError, ReadOnlyError, TableError,
                              UnknownNameError)
-from medbench.manifest import MANIFEST_NAME, check_manifest_shape, list_table_files, load_manifest
+from medbench.manifest import (MANIFEST_NAME, check_listing, check_manifest_shape,
+                               list_table_files, load_manifest)
 from medbench.remote import is_url, load_httpfs
 from medbench.schema import TABLE_NAMES, TABLES, Table, partition_segment
 
@@ -555,33 +556,8 @@ def open(path_or_url: str | os.PathLike | None = None,  # noqa: A001 - like gzip
         files = list_table_files(root)
     else:
         files = _files_from_manifest(manifest)
-        _check_listing(Path(root), manifest)
+        check_listing(root, manifest)
     return Store(root, files, manifest, memory_limit=memory_limit)
-
-
-def _check_listing(root: Path, manifest: dict) -> None:
-    """Cheap guards (no file is read) that the folder is the release its manifest lists:
-    every path once, every file there at its listed size, no Parquet file unlisted. Queries
-    would otherwise answer from a different set of rows; ``medbench validate`` checks the
-    bytes themselves."""
-    sizes: dict[str, int] = {}
-    for entry in manifest["files"]:
-        rel = entry["path"]
-        if rel in sizes:
-            raise TableError(f"{MANIFEST_NAME} lists {rel} twice (run 'medbench validate')")
-        sizes[rel] = entry["bytes"]
-        try:
-            size = (root / rel).stat().st_size
-        except OSError:
-            raise TableError(f"{rel} is listed in {MANIFEST_NAME} but missing under {root} "
-                             "(run 'medbench validate')") from None
-        if size != entry["bytes"]:
-            raise TableError(f"{rel} is {size} bytes, {MANIFEST_NAME} says {entry['bytes']} "
-                             "(run 'medbench validate')")
-    unlisted = [f for fs in list_table_files(root).values() for f in fs if f not in sizes]
-    if unlisted:
-        raise TableError(f"{len(unlisted)} Parquet file(s) under {root} are not in "
-                         f"{MANIFEST_NAME} (e.g. {unlisted[0]}; run 'medbench validate')")
 
 
 def _files_from_manifest(manifest: dict) -> dict[str, list[str]]:
