@@ -22,8 +22,10 @@ Reported: median, p10 and p90 of the per-round times.
 
 Energy, per batch, by the first method the machine supports: NVML energy counter on a CUDA
 GPU (``nvml``, measured over a window of inferences), RAPL package energy from
-``/sys/class/powercap`` (``rapl``, idle baseline subtracted), else ``--tdp-watts`` x latency
-x (threads / cores) (``estimated``), else NULL. Nothing is estimated from a made-up power.
+``/sys/class/powercap`` (``rapl``, idle baseline subtracted), else the TDP share of the cores
+used x latency (``tdp_model``; the TDP from ``--tdp-watts`` or the CPU generation's reference
+part, stated in the ``devices`` row): see :mod:`builders.measure.energy`. Each row carries
+the power behind its energy (``power_w``).
 """
 
 from __future__ import annotations
@@ -32,8 +34,6 @@ import argparse
 import hashlib
 import json
 import os
-import platform
-import re
 import statistics
 import sys
 import time
@@ -42,209 +42,31 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from builders.jobs import Job, WorkDir, add_backend_args, at_least, run_jobs
+from builders.measure.device import check_same_device, cpu_identity, probe_device
+from builders.measure.energy import (RAPL_ROOT, cpu_tdp, model_power_w, nvml_available,
+                                     nvml_energy_mj, rapl_energy_mj, rapl_zone)
 from medbench.catalog import resolve_space, resolve_task
 from medbench.errors import MedbenchError
 
-__all__ = ["probe_device", "cpu_identity", "check_same_device", "rapl_zone", "rapl_energy_mj",
-           "energy_method", "measure_chunk", "main"]
+__all__ = ["probe_device", "cpu_identity", "check_same_device", "energy_method",
+           "measure_chunk", "main"]
 
-VERSION = "1.1"  # 1.0: p10/p90 by exclusive quantiles (could extrapolate)
+# 1.0: p10/p90 by exclusive quantiles (could extrapolate); 1.1: energy only with --tdp-watts
+VERSION = "1.2"
 BUILDER = "builders.hardware"
 CONTROL = "s2|c8-16-32|k3-3-3|b1-1-1|r0-0-0"
-RAPL_ROOT = "/sys/class/powercap"
-
-
-# -- the device ------------------------------------------------------------------------------
-
-def _read(path: str) -> str | None:
-    try:
-        return Path(path).read_text()
-    except OSError:
-        return None
-
-
-#: Vector instruction sets that decide convolution speed, fastest first: the first one the CPU
-#: reports names its level in the device id (x86 flags, then ARM features).
-ISA_LEVELS = ("amx_tile", "avx512f", "avx2", "avx", "sse4_2", "sve2", "sve", "asimd", "neon")
-
-
-def cpu_identity(cpuinfo: str) -> dict:
-    """What identifies a CPU beyond its model name, from the first processor of ``cpuinfo``.
-
-    Cloud machines report the same model name ("AMD EPYC") for CPUs of different generations,
-    and hypervisors hide instruction sets, so two machines of one name can differ in 3D
-    convolution speed (two "AMD EPYC" machines ran the same U-Nets 1.46x apart, median).
-    Returns ``cpu_signature`` (x86 family/model/stepping, or the ARM implementer/part/
-    variant/revision), ``cpu_isa`` (the :data:`ISA_LEVELS` the CPU reports), ``cache_kb``
-    and ``tag``, the short form used in device ids (e.g. ``f25m17-avx2``); each None where
-    the system does not say.
-    """
-    fields: dict[str, str] = {}
-    for line in cpuinfo.splitlines():
-        if not line.strip():
-            if fields:  # the end of the first processor's block
-                break
-            continue
-        key, _, value = line.partition(":")
-        fields.setdefault(key.strip().lower(), value.strip())
-    flags = set((fields.get("flags") or fields.get("features") or "").split())
-    isa = [f for f in ISA_LEVELS if f in flags]
-    sig = tag = None
-    if "cpu family" in fields and "model" in fields:
-        sig = (f"family {fields['cpu family']} model {fields['model']} "
-               f"stepping {fields.get('stepping', '?')}")
-        tag = f"f{fields['cpu family']}m{fields['model']}"
-    elif "cpu part" in fields:
-        sig = " ".join(f"{k.split()[-1]} {fields[k]}" for k in
-                       ("cpu implementer", "cpu part", "cpu variant", "cpu revision")
-                       if k in fields)
-        tag = f"p{fields['cpu part'].removeprefix('0x')}"
-    if isa:
-        tag = f"{tag}-{isa[0].split('_')[0]}" if tag else isa[0].split("_")[0]
-    cache = re.match(r"(\d+)\s*KB", fields.get("cache size", ""), re.I)
-    return {"cpu_signature": sig, "cpu_isa": " ".join(isa) or None,
-            "cache_kb": int(cache.group(1)) if cache else None, "tag": tag}
-
-
-def probe_device(name: str | None = None, cuda: bool = False, run_id: str = "",
-                 cpuinfo: str | None = None) -> dict:
-    """A ``devices`` row read from this system (nothing typed in by hand).
-
-    The default id is the CPU (or GPU) model, the CPU's :func:`cpu_identity` tag and the
-    core count, e.g. ``amd-epyc-f25m17-avx2-2c``. ``cpuinfo`` replaces ``/proc/cpuinfo``
-    (tests).
-    """
-    if cpuinfo is None:
-        cpuinfo = _read("/proc/cpuinfo") or ""
-    cpu = platform.processor() or platform.machine()
-    for line in cpuinfo.splitlines():
-        if line.startswith(("model name", "Model")):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    ident = cpu_identity(cpuinfo)
-    mem_gb = None
-    for line in (_read("/proc/meminfo") or "").splitlines():
-        if line.startswith("MemTotal:"):
-            mem_gb = round(int(line.split()[1]) / 1024 ** 2, 1)
-    cores = os.cpu_count() or 1
-    gpu = None
-    import torch
-
-    if cuda and torch.cuda.is_available():
-        gpu = torch.cuda.get_device_name(0)
-    try:
-        import onnxruntime
-
-        ort_version = onnxruntime.__version__
-    except ImportError:
-        ort_version = None
-    slug = "-".join((gpu or cpu).lower().replace("(r)", "").replace("(tm)", "").split())
-    if not gpu and ident["tag"]:
-        slug = f"{slug}-{ident['tag']}"
-    return {
-        "device": name or f"{slug}-{cores}c",
-        "kind": "gpu" if gpu else ("edge" if platform.machine().startswith(("arm", "aarch"))
-                                   else "cpu"),
-        "cpu_model": cpu, "cpu_cores": cores, "memory_gb": mem_gb, "gpu_model": gpu,
-        "cpu_signature": ident["cpu_signature"], "cpu_isa": ident["cpu_isa"],
-        "cache_kb": ident["cache_kb"],
-        "os": f"{platform.system()} {platform.release()}",
-        "python_version": platform.python_version(), "torch_version": torch.__version__,
-        "onnxruntime_version": ort_version,
-        "probed_at": datetime.now(timezone.utc).replace(tzinfo=None), "run_id": run_id,
-    }
-
-
-#: ``devices`` columns that identify the hardware: a device id already in the tables must
-#: match this machine on each of them that both record.
-IDENTITY = ("kind", "cpu_model", "cpu_cores", "gpu_model", "cpu_signature", "cpu_isa",
-            "cache_kb")
-
-
-def check_same_device(tables: str | None, row: dict) -> None:
-    """Refuse to add measurements under a device id whose recorded hardware differs from
-    this machine's (say, ``--device-name`` reused on another machine)."""
-    if not tables or not Path(tables).is_dir():
-        return
-    import medbench
-
-    cols = ("device",) + IDENTITY
-    with medbench.open(tables) as store:
-        held = [dict(zip(cols, r)) for r in store.fetchall(
-            f'SELECT {", ".join(cols)} FROM "{store.view("devices")}" WHERE device = ?',
-            [row["device"]])]
-    for old in held:
-        differ = [c for c in IDENTITY if old.get(c) is not None and row.get(c) is not None
-                  and old[c] != row[c]]
-        if differ:
-            what = "; ".join(f"{c} {old[c]!r} there, {row[c]!r} here" for c in differ)
-            raise MedbenchError(f"device {row['device']!r} in {tables} is other hardware "
-                                f"({what}); measure this machine under another --device-name")
 
 
 # -- energy ------------------------------------------------------------------------------------
 
-def rapl_zone(root: str = RAPL_ROOT) -> Path | None:
-    """The package-0 RAPL zone if its counter is readable (needs root since kernel 5.10)."""
-    zone = Path(root) / "intel-rapl:0"
-    try:
-        int((zone / "energy_uj").read_text())
-        return zone
-    except (OSError, ValueError):
-        return None
-
-
-def _rapl_uj(zone: Path) -> int:
-    return int((zone / "energy_uj").read_text())
-
-
-def rapl_energy_mj(zone: Path, fn, n: int, idle_seconds: float = 1.0) -> float:
-    """Energy of one call of ``fn`` in mJ: package energy over ``n`` calls minus the idle
-    power measured just before, divided by ``n``; handles the counter's wrap-around."""
-    wrap = int((zone / "max_energy_range_uj").read_text()) \
-        if (zone / "max_energy_range_uj").exists() else 2 ** 32
-    delta = lambda a, b: (b - a) % wrap  # noqa: E731
-    e0, t0 = _rapl_uj(zone), time.perf_counter()
-    time.sleep(idle_seconds)
-    e1, t1 = _rapl_uj(zone), time.perf_counter()
-    idle_w = delta(e0, e1) / 1e6 / (t1 - t0)
-    for _ in range(n):
-        fn()
-    e2, t2 = _rapl_uj(zone), time.perf_counter()
-    busy_j = delta(e1, e2) / 1e6 - idle_w * (t2 - t1)
-    return max(busy_j, 0.0) / n * 1e3
-
-
-def energy_method(cuda: bool, tdp_watts: float | None, rapl_root: str = RAPL_ROOT) -> str | None:
-    """The first energy method this machine supports: nvml, rapl, estimated, or None."""
-    if cuda:
-        try:
-            import pynvml
-
-            pynvml.nvmlInit()
-            handle = pynvml.nvmlDeviceGetHandleByIndex(0)
-            pynvml.nvmlDeviceGetTotalEnergyConsumption(handle)
-            return "nvml"
-        except Exception:  # noqa: BLE001 - no NVML or no energy counter: fall through
-            pass
+def energy_method(cuda: bool, rapl_root: str = RAPL_ROOT) -> str:
+    """The first energy method this machine supports: nvml (CUDA), rapl, else tdp_model
+    (:mod:`builders.measure.energy`)."""
+    if cuda and nvml_available():
+        return "nvml"
     if rapl_zone(rapl_root) is not None:
         return "rapl"
-    if tdp_watts:
-        return "estimated"
-    return None
-
-
-def _nvml_energy_mj(fn, n: int) -> float:
-    import pynvml
-    import torch
-
-    handle = pynvml.nvmlDeviceGetHandleByIndex(0)
-    torch.cuda.synchronize()
-    e0 = pynvml.nvmlDeviceGetTotalEnergyConsumption(handle)  # mJ
-    for _ in range(n):
-        fn()
-    torch.cuda.synchronize()
-    return (pynvml.nvmlDeviceGetTotalEnergyConsumption(handle) - e0) / n
+    return "tdp_model"
 
 
 # -- measuring -----------------------------------------------------------------------------------
@@ -344,8 +166,8 @@ def _deciles(times: list[float]) -> list[float]:
 
 
 def measure_chunk(archs: list[tuple[str, str]], shape: list[int], runtimes: list[str],
-                  threads: list[int], repeats: int, device: str, method: str | None,
-                  tdp_watts: float | None, rapl_root: str = RAPL_ROOT,
+                  threads: list[int], repeats: int, device: str, method: str,
+                  tdp: dict | None = None, rapl_root: str = RAPL_ROOT,
                   warmup: int = 5, n_out: int = 3,
                   control_net: tuple[str, str] = ("unet3d", CONTROL)
                   ) -> tuple[list[dict], dict, dict]:
@@ -378,20 +200,19 @@ def measure_chunk(archs: list[tuple[str, str]], shape: list[int], runtimes: list
         for net, ts in zip(nets[:-1], times[:-1]):
             q = _deciles(ts)
             median = statistics.median(ts)
-            energy = None
-            if method == "estimated":
-                energy = median * tdp_watts * (min(t or cores, cores) / cores)  # ms x W = mJ
-            elif method == "rapl":
-                energy = rapl_energy_mj(rapl_zone(rapl_root), net.run[setting],
-                                        max(20, int(1000 / max(median, 1e-3))))
-            elif method == "nvml":
-                energy = _nvml_energy_mj(net.run[setting], max(20, int(1000 / max(median,
-                                                                                   1e-3))))
+            window = max(20, int(1000 / max(median, 1e-3)))  # about a second of inferences
+            if method == "tdp_model":
+                power = model_power_w(tdp or {}, t, cores)
+                energy = None if power is None else power * median  # W x ms = mJ
+            else:
+                energy = (rapl_energy_mj(rapl_zone(rapl_root), net.run[setting], window)
+                          if method == "rapl" else nvml_energy_mj(net.run[setting], window))
+                power = energy / median if median > 0 else None
             results.append({"space": net.space, "arch_id": net.arch_id, "runtime": runtime,
                             "threads": t, "latency_ms": median, "latency_p10_ms": q[0],
                             "latency_p90_ms": q[-1], "n_repeats": repeats,
-                            "energy_mj": energy, "energy_method": method if energy is not None
-                            else None})
+                            "energy_mj": energy, "power_w": power,
+                            "energy_method": method if energy is not None else None})
         c = times[-1]
         control[f"{runtime}/{t}"] = {"median_ms": statistics.median(c),
                                      "p10_ms": _deciles(c)[0], "p90_ms": _deciles(c)[-1]}
@@ -592,8 +413,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--chunk", type=at_least(1), default=8, help="architectures per job")
     ap.add_argument("--max-gmacs", type=at_least(0, float), default=0,
                     help="only unet3d architectures up to this many GMACs (0 = all)")
-    ap.add_argument("--tdp-watts", type=float, default=None,
-                    help="the CPU's TDP, for estimated energy where no counter is readable")
+    ap.add_argument("--tdp-watts", type=at_least(0, float), default=None,
+                    help="the CPU package's TDP for the tdp_model (default: its generation's "
+                         "reference part)")
+    ap.add_argument("--tdp-cores", type=at_least(1), default=None,
+                    help="the cores --tdp-watts is shared among (default: all this machine "
+                         "shows)")
     ap.add_argument("--spatial", type=int, nargs=3, default=None,
                     help="input size (default: the task's, 48 64 48 for MSD hippocampus)")
     ap.add_argument("--work", default="runs/hardware")
@@ -633,6 +458,9 @@ def main(argv: list[str] | None = None) -> int:
         cuda = args.device.startswith("cuda")
         device_row = probe_device(args.device_name, cuda)
         check_same_device(args.tables, device_row)
+        method = energy_method(cuda, args.rapl_root)
+        tdp = cpu_tdp(device_row, args.tdp_watts, args.tdp_cores)
+        device_row.update(tdp)
         # Timings taken side by side would slow each other: on this machine one job at a
         # time; on Ray each task holds a whole node (``--workers`` nodes of this kind at once).
         if args.backend == "local" and args.workers != 1:
@@ -644,10 +472,10 @@ def main(argv: list[str] | None = None) -> int:
             done = measured_in_tables(args.tables, task, device_row["device"], args.runtimes,
                                       args.threads)
             archs = [a for a in archs if tuple(a) not in done]
-        method = energy_method(cuda, args.tdp_watts, args.rapl_root)
         work = WorkDir(Path(args.work) / device_row["device"] / task.replace("/", "_"))
         settings = {"runtimes": args.runtimes, "threads": args.threads, "repeats": args.repeats,
-                    "shape": shape, "energy_method": method, "tdp_watts": args.tdp_watts}
+                    "shape": shape, "energy_method": method, "tdp_w": tdp["tdp_w"],
+                    "tdp_cores": tdp["tdp_cores"]}
         if args.lut:
             from medbench.spaces import unet3d
 
@@ -699,7 +527,7 @@ def main(argv: list[str] | None = None) -> int:
                                     f"{device_row['device']}")
             results, meta, control = measure_chunk(
                 [tuple(a) for a in job.args["archs"]], shape, args.runtimes, args.threads,
-                args.repeats, args.device, method, args.tdp_watts, args.rapl_root,
+                args.repeats, args.device, method, tdp, args.rapl_root,
                 n_out=n_out, control_net=control_net)
             job.args["control"] = {"arch_id": control_net[1], **control}  # drift, in runs.args
             dev = {**device_row, "run_id": run_id}
@@ -727,7 +555,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _fit_main(args) -> int:
-    from datetime import datetime, timezone
 
     from builders.jobs import git_commit
     from medbench.release import write_rows

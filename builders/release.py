@@ -5,8 +5,15 @@
 Every job folder under ``<work>/jobs/`` is a small tables-format folder. For each table, the
 rows of all jobs are united, rows whose key is already released (or repeated across jobs:
 shared rows such as ``tasks`` and ``architectures``) are dropped, first come first kept, and
-the rest are written as new files named after this release; no released file is rewritten.
-Then ``MANIFEST.json`` is rebuilt. Running it twice adds nothing the second time.
+the rest are written as new files named after this release. Then ``MANIFEST.json`` is
+rebuilt. Running it twice adds nothing the second time.
+
+One exception to "released rows are never changed": a column the schema marks ``fill``
+(energy modelled after the latency was measured) may be filled into a released row where it
+is NULL, by a job row with the same key and every other column equal. The files holding such
+rows are rewritten in place, each atomically, with only those NULLs replaced; a marker file
+(``.filling``) stands while they are, so that a release interrupted there rebuilds the
+manifest on its next run instead of refusing the folder.
 """
 
 from __future__ import annotations
@@ -31,7 +38,10 @@ from medbench.release import to_arrow, write_rows
 from medbench.schema import TABLES
 from medbench.validate import value_problems
 
-__all__ = ["release", "main"]
+__all__ = ["release", "released_rows", "main"]
+
+#: Stands in the tables folder while released files are being filled (see the module's doc).
+FILLING = ".filling"
 
 
 def release(work: str | Path, tables: str | Path, name: str | None = None) -> dict[str, int]:
@@ -68,6 +78,9 @@ def _locked(tables: Path) -> Iterator[None]:
         except BlockingIOError:
             raise MedbenchError(f"another release into {tables} is running: "
                                 "nothing released") from None
+        if (tables / FILLING).exists():  # an earlier release stopped while filling files
+            write_manifest(tables)
+            (tables / FILLING).unlink()
         yield
     finally:
         os.close(fd)
@@ -89,16 +102,20 @@ def _release(jobs: list[Path], work: Path, tables: Path, name: str | None) -> di
     con = duckdb.connect()
     try:
         fresh = _read_jobs(con, jobs, work, released, tables)
+        filled = _filled_files(con, jobs, released, tables)
     except duckdb.Error as e:
         raise MedbenchError(f"cannot read the jobs' files ({one_line(e)}): nothing "
                             "released") from None
     finally:
         con.close()
-    # The new rows pass validate's value checks by themselves before anything is written.
+    # The new rows, and the filled files, pass validate's value checks by themselves before
+    # anything is written.
     with tempfile.TemporaryDirectory(prefix="medbench-release-") as staged:
         for table, data in fresh.items():
             if len(data):
                 write_rows(staged, table, data, name)
+        for i, (table, _, data, _) in enumerate(filled):
+            write_rows(staged, table, data, f"filled-{i}")
         problems = value_problems(staged)
     if problems:
         raise MedbenchError(f"{len(problems)} problem(s) in the new rows ({problems[0]}): "
@@ -106,8 +123,91 @@ def _release(jobs: list[Path], work: Path, tables: Path, name: str | None) -> di
     for table, data in fresh.items():
         if len(data):
             write_rows(tables, table, data, name)
+    if filled:
+        (tables / FILLING).touch()
+        for table, path, data, _ in filled:
+            write_rows(tables, table, data, Path(path).stem, replace=True)
     write_manifest(tables)
-    return {table: len(data) for table, data in fresh.items()}
+    (tables / FILLING).unlink(missing_ok=True)
+    counts = {table: len(data) for table, data in fresh.items()}
+    for table, _, _, n in filled:
+        counts[f"{table} (filled)"] = counts.get(f"{table} (filled)", 0) + n
+    return counts
+
+
+def _filled_files(con, jobs: list[Path], released: dict[str, list[str]], tables: Path
+                  ) -> list[tuple[str, str, object, int]]:
+    """Released files to rewrite: those that job rows fill (see the module's doc), and those
+    of an older schema. Per file: its table, its path under ``tables``, all its rows in their
+    order (fills applied, newer columns NULL), and how many rows were filled."""
+    import pyarrow.parquet as pq
+
+    out = []
+    for table, t in TABLES.items():
+        fill = [c.name for c in t.columns if c.fill]
+        files = [str(f) for job in jobs for f in sorted((job / table).rglob("*.parquet"))]
+        done = set()
+        if fill and files and table in released:
+            out += _fill(con, table, fill, files, released[table], tables)
+            done = {rel for _, rel, _, _ in out}
+        # Files of an older schema get its newer (nullable) columns as NULL, values unchanged:
+        # the store reads a table's files as one schema.
+        for rel in released.get(table, []):
+            if rel not in done and pq.read_schema(tables / rel).names != list(t.column_names):
+                out.append((table, rel, to_arrow(table, pq.read_table(tables / rel,
+                                                                     partitioning=None)), 0))
+    return out
+
+
+def _fill(con, table: str, fill: list[str], files: list[str], released: list[str],
+          tables: Path) -> list[tuple[str, str, object, int]]:
+    """The released files of ``table`` that rows of the job ``files`` fill."""
+    t = TABLES[table]
+    out = []
+    q = lambda c: f'"{c}"'  # noqa: E731
+    keys = ", ".join(map(q, t.key))
+    on = " AND ".join([f"o.{q(c)} = n.{q(c)}" for c in t.key] +
+                      [f"o.{q(c)} IS NOT DISTINCT FROM n.{q(c)}" for c in t.column_names
+                       if c not in fill and c not in t.key])
+    changes = " OR ".join(f"(o.{q(c)} IS NULL AND n.{q(c)} IS NOT NULL)" for c in fill)
+    con.register("o", released_rows(tables, table, released, where=True))
+    con.register("n", relation_to_arrow(con.sql(
+        "SELECT * EXCLUDE (filename) FROM read_parquet(?, hive_partitioning=false, "
+        f"union_by_name=true, filename=true) QUALIFY row_number() OVER (PARTITION BY {keys} "
+        "ORDER BY filename) = 1", params=[files])))
+    hits = con.execute(f"SELECT o._file, count(*) FROM o JOIN n ON {on} WHERE {changes} "
+                       "GROUP BY ALL ORDER BY ALL").fetchall()
+    sets = ", ".join(f"coalesce(o.{q(c)}, n.{q(c)}) AS {q(c)}" for c in fill)
+    for rel, n_changed in hits:
+        data = relation_to_arrow(con.sql(
+            f"SELECT o.* EXCLUDE (_file, _row) REPLACE ({sets}) FROM o LEFT JOIN n ON {on} "
+            "WHERE o._file = ? ORDER BY o._row", params=[rel]))
+        out.append((table, rel, to_arrow(table, data), n_changed))
+    con.unregister("o")
+    con.unregister("n")
+    return out
+
+
+def released_rows(tables: str | Path, table: str, files: list[str] | None = None,
+                  where: bool = False):
+    """The released rows of ``table`` as one pyarrow Table of the current schema, read file by
+    file (older files lack newer columns: NULL here), without the store, which needs one
+    schema. ``files``: these paths under ``tables`` (default: the manifest's). ``where``: add
+    columns ``_file`` (the path) and ``_row`` (the row's place in it)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tables = Path(tables)
+    if files is None:
+        files = listed_files(tables).get(table, [])
+    parts = []
+    for rel in files:
+        data = to_arrow(table, pq.read_table(tables / rel, partitioning=None))
+        if where:
+            data = data.append_column("_file", pa.array([rel] * len(data), pa.string())) \
+                .append_column("_row", pa.array(range(len(data)), pa.int64()))
+        parts.append(data)
+    return pa.concat_tables(parts) if parts else to_arrow(table, [])
 
 
 def _read_jobs(con, jobs: list[Path], work: Path, released: dict[str, list[str]],

@@ -49,6 +49,7 @@ def generate(store) -> str:
         for b, v, ok, failed, hours, devices, d0, d1 in runs:
             out.append(f"| {b} | {v} | {ok} | {failed} | {_fmt(hours, 2)} | {devices} | "
                        f"{d0} | {d1} |")
+    out += _energy_lines(store)
     # a job may evaluate many architectures (a zoo chunk): the rate counts evaluations
     groups = store.fetchall("""
         WITH g AS (SELECT task, space, method, count(DISTINCT arch_id) AS archs,
@@ -187,6 +188,32 @@ def generate(store) -> str:
                 "seed-to-seed Spearman. With few architectures the intervals are wide; read "
                 "them before the point values.", "", *table_lines(proxy_rows)]
     return "\n".join(out) + "\n"
+
+
+def _energy_lines(store) -> list[str]:
+    """Per device: how its hardware rows got their energy, the power behind it, and why rows
+    have none."""
+    rows = store.fetchall("""
+        SELECT h.device, count(*), count(h.energy_mj) FILTER (WHERE h.energy_method = 'nvml'),
+               count(h.energy_mj) FILTER (WHERE h.energy_method = 'rapl'),
+               count(h.energy_mj) FILTER (WHERE h.energy_method = 'tdp_model'),
+               count(*) FILTER (WHERE h.energy_mj IS NULL), any_value(d.tdp_w),
+               any_value(d.tdp_cores), any_value(d.tdp_source), any_value(d.kind)
+        FROM hardware h LEFT JOIN devices d USING (device) GROUP BY ALL ORDER BY 1""")
+    if not rows:
+        return []
+    out = ["", "### Energy per device (`hardware.energy_method`, `devices.tdp_source`)", "",
+           "| device | rows | nvml | rapl | tdp_model | no energy | W per core (model) | "
+           "TDP source |", "|---|---|---|---|---|---|---|---|"]
+    for device, n, nvml, rapl, model, none, tdp, cores, source, kind in rows:
+        if none and tdp is None:
+            source = ("none: a GPU without an NVML energy counter" if kind == "gpu" else
+                      "none: no reference part for this CPU and no --tdp-watts given "
+                      "(`python -m builders.energy --device ... --tdp-watts W`)")
+        per_core = _fmt(tdp / cores, 3) if tdp is not None else "–"
+        out.append(f"| {device} | {n} | {nvml} | {rapl} | {model} | {none} | {per_core} | "
+                   f"{source or '–'} |")
+    return out
 
 
 def _hardware_lines(store, task: str) -> list[str]:

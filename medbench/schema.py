@@ -34,7 +34,7 @@ __all__ = [
 
 #: Version of the table contract. Bump the minor part for added nullable columns or tables,
 #: the major part for anything that changes the meaning or type of a released column.
-SCHEMA_VERSION = "1.3"
+SCHEMA_VERSION = "1.4"
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,9 @@ class Column:
         allowed: the closed set of allowed values, if any.
         min: inclusive lower bound for numeric values (list elements included).
         max: inclusive upper bound for numeric values (list elements included).
+        fill: a later run may fill this column into released rows where it is NULL (energy
+            modelled after the latency was measured); ``builders.release`` changes no other
+            value of a released row.
     """
 
     name: str
@@ -61,6 +64,7 @@ class Column:
     allowed: tuple[str | int, ...] | None = None
     min: float | None = None
     max: float | None = None
+    fill: bool = False
 
 
 @dataclass(frozen=True)
@@ -305,14 +309,21 @@ _register(Table(
         Column("latency_method", "VARCHAR",
                "measured on the device, or predicted by a per-block lookup table",
                allowed=("measured", "lut")),
-        Column("energy_mj", "DOUBLE", "energy of one batch", unit="mJ", min=0.0),
+        Column("energy_mj", "DOUBLE", "energy of one batch: power_w x latency_ms", unit="mJ",
+               min=0.0, fill=True),
         Column("energy_method", "VARCHAR",
-               "nvml / rapl counters (measured) or estimated from a documented model",
-               allowed=("nvml", "rapl", "estimated")),
+               "nvml / rapl: the device's energy counter (measured); tdp_model: the TDP share "
+               "of the cores used (estimated, see devices.tdp_source)",
+               allowed=("nvml", "rapl", "tdp_model"), fill=True),
+        Column("power_w", "DOUBLE", "mean power behind energy_mj: measured (nvml, rapl) or "
+               "the model's (tdp_model)", unit="W", min=0.0, fill=True),
         Column("peak_mem_mb", "DOUBLE", "peak memory during inference", unit="MB", min=0.0),
         _RUN_ID,
+        Column("energy_run_id", "VARCHAR", "the runs row of the job that filled energy_mj in "
+               "later (NULL: run_id's job measured it, or none did)", fill=True),
     ),
-    references=(_ARCH_REF, _TASK_REF, Reference(("device",), "devices", ("device",)), _RUN_REF),
+    references=(_ARCH_REF, _TASK_REF, Reference(("device",), "devices", ("device",)), _RUN_REF,
+                Reference(("energy_run_id",), "runs", ("run_id",))),
 ))
 
 _register(Table(
@@ -354,6 +365,14 @@ _register(Table(
         Column("cache_kb", "BIGINT", "the 'cache size' /proc/cpuinfo reports (L2 per core on "
                "AMD, last level on Intel; NULL: not reported, or before schema 1.3)",
                unit="KB", min=0),
+        Column("tdp_w", "DOUBLE", "thermal design power of the CPU package the tdp_model "
+               "shares out (NULL: a GPU, or a CPU no reference part covers and no one gave "
+               "--tdp-watts for: its rows have no tdp_model energy)", unit="W", min=0.0,
+               fill=True),
+        Column("tdp_cores", "INTEGER", "physical cores that tdp_w is shared among", min=1,
+               fill=True),
+        Column("tdp_source", "VARCHAR", "where tdp_w and tdp_cores come from: the reference "
+               "CPU and its vendor specification, or --tdp-watts", fill=True),
         Column("os", "VARCHAR", "operating system and kernel"),
         Column("python_version", "VARCHAR", "Python version"),
         Column("torch_version", "VARCHAR", "PyTorch version"),

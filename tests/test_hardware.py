@@ -12,6 +12,7 @@ pytest.importorskip("monai")
 pytest.importorskip("onnxruntime")
 
 from builders import hardware  # noqa: E402
+from builders.measure import energy  # noqa: E402
 
 
 def write_task(root, task: str, input_shape: list[int], n_classes: int) -> None:
@@ -127,26 +128,25 @@ def fake_rapl(root: Path, uj: int, wrap: int = 2**32) -> Path:
 
 
 def test_energy_fallback_chain(tmp_path):
-    assert hardware.energy_method(False, None, str(tmp_path)) is None
-    assert hardware.energy_method(False, 65.0, str(tmp_path)) == "estimated"
+    assert hardware.energy_method(False, str(tmp_path)) == "tdp_model"
     fake_rapl(tmp_path, 123)
-    assert hardware.energy_method(False, 65.0, str(tmp_path)) == "rapl"
+    assert hardware.energy_method(False, str(tmp_path)) == "rapl"
     (tmp_path / "intel-rapl:0" / "energy_uj").write_text("permission denied")
-    assert hardware.energy_method(False, None, str(tmp_path)) is None
+    assert hardware.energy_method(False, str(tmp_path)) == "tdp_model"
     # no NVML on a CPU machine: a CUDA request falls through to the next method
-    assert hardware.energy_method(True, 10.0, str(tmp_path / "none")) == "estimated"
+    assert hardware.energy_method(True, str(tmp_path / "none")) == "tdp_model"
 
 
 def test_rapl_energy_subtracts_idle_and_handles_wrap(tmp_path, monkeypatch):
     zone = fake_rapl(tmp_path, 0, wrap=1_000_000)
     # counter readings: start, after idle (1 s), after the calls; the last one wrapped
     readings = iter([990_000, 991_000, 11_000])
-    monkeypatch.setattr(hardware, "_rapl_uj", lambda z: next(readings))
+    monkeypatch.setattr(energy, "_rapl_uj", lambda z: next(readings))
     clock = iter([0.0, 1.0, 3.0])
-    monkeypatch.setattr(hardware.time, "perf_counter", lambda: next(clock))
-    monkeypatch.setattr(hardware.time, "sleep", lambda s: None)
+    monkeypatch.setattr(energy.time, "perf_counter", lambda: next(clock))
+    monkeypatch.setattr(energy.time, "sleep", lambda s: None)
     calls = []
-    mj = hardware.rapl_energy_mj(zone, lambda: calls.append(1), n=10, idle_seconds=1.0)
+    mj = energy.rapl_energy_mj(zone, lambda: calls.append(1), n=10, idle_seconds=1.0)
     # idle: 1,000 uJ over 1 s = 1 mW; busy: 20,000 uJ over 2 s, minus 2 s x 1 mW = 18 mJ
     assert len(calls) == 10 and mj == pytest.approx(1.8)
 
@@ -176,7 +176,8 @@ def test_measure_and_release_a_tiny_chunk(tmp_path, release):
             assert 0 < p10 <= med <= p90 and n == 3 and how == "measured"
             cores = store.sql("SELECT cpu_cores FROM devices WHERE device = 'test-box'"
                               ).fetchall()[0][0]
-            assert method == "estimated" and energy == pytest.approx(med * 20 / cores)
+            # --tdp-watts 20 over the machine's cores, one of them busy
+            assert method == "tdp_model" and energy == pytest.approx(med * 20 / cores)
         args = json.loads(store.sql("SELECT args FROM runs WHERE builder = "
                                     "'builders.hardware'").fetchall()[0][0])
         assert args["control"]["arch_id"] == hardware.CONTROL

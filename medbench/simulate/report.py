@@ -196,7 +196,6 @@ def write_report(table: Tabular, runs: dict[str, np.ndarray], out: str | Path, *
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import pyarrow as pa
     import pyarrow.parquet as pq
     from scipy import stats
