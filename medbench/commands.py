@@ -229,6 +229,23 @@ def export(
           f"written to {path} ({to})")
 
 
+@app.command("explore")
+def explore(
+    out: Annotated[str, typer.Option(help="Folder for the site (new, empty, or an earlier "
+                                     "site, which is replaced).")] = "site",
+    task: Annotated[Optional[list[str]], typer.Option(
+        help="Only this task (repeatable); default: every task with results.")] = None,
+) -> None:
+    """Write a static web site of the tables: per task, Pareto plots, filters, a sortable
+    table, and a page per architecture. Open OUT/index.html in a browser (no server)."""
+    from medbench.explore import write_site
+
+    with _open() as store:
+        done = write_site(store, out, task)
+    note_line(f"{done['pages']} pages for {len(done['tasks'])} task(s), {done['rows']} rows, "
+              f"written to {done['out']}/; open {done['out']}/index.html")
+
+
 @app.command("recommend")
 def recommend_cmd(
     dataset: Annotated[str, typer.Option(help="A task id or alias with distances in the tables "
