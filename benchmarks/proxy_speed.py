@@ -30,9 +30,10 @@ def main() -> None:
     import torch
     from torch import nn
 
-    from builders import medmnist_data
+    from builders.data import medmnist as medmnist_data
     from builders.proxies import PROXIES, score, score_all
     from medbench.spaces import mstf
+    from medbench.spaces.nets import build
 
     torch.set_num_threads(1)
     task = medmnist_data.load(f"medmnist/{args.task}", args.data_root)
@@ -41,7 +42,7 @@ def main() -> None:
     alone = shared = 0.0
     for arch in mstf.sample(args.archs, np.random.default_rng(0)):
         torch.manual_seed(args.seed)
-        net = mstf.build(arch, task.n_channels, task.n_classes, dims=task.dims)
+        net = build("mstf", arch, task.n_channels, task.n_classes, dims=task.dims)
         t0 = time.perf_counter()
         one = {n: score(n, net, x, y, loss, seed=args.seed) for n in PROXIES}
         alone += time.perf_counter() - t0

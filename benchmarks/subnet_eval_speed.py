@@ -26,10 +26,11 @@ def unet3d_speed(data_root: str, n: int) -> None:
     import torch
     from monai.data import CacheDataset, DataLoader
 
-    from builders import msd
+    from builders.data import msd
     from builders.supernet import _Subnet
-    from builders.unet3d import segmentation_metrics
+    from builders.measure.metrics import segmentation_metrics
     from medbench.spaces import unet3d
+    from medbench.spaces.nets import build_supernet
 
     torch.set_num_threads(1)
     task = msd.load_task("msd/hippocampus", data_root)
@@ -37,7 +38,7 @@ def unet3d_speed(data_root: str, n: int) -> None:
     loaders = {p: DataLoader(CacheDataset(task.files(p), msd.transforms(spatial, False),
                                           progress=False), batch_size=4)
                for p in ("val", "test")}
-    net = unet3d.build_supernet(1, 3).eval()
+    net = build_supernet("unet3d", 1, 3).eval()
     archs = unet3d.sample(n, np.random.default_rng(0))
     forward = evaluation = 0.0
     for arch in archs:
@@ -64,19 +65,20 @@ def mednns_speed(root: str, n: int, name: str = "breastmnist", recalibrate: int 
 
     import torch
 
-    from builders import medmnist_data
+    from builders.data import medmnist as medmnist_data
     from builders import mednns_supernet as zoo
     from builders.jobs import Job
     from builders.medmnist_train import EVAL_BATCH, class_scores
-    from builders.unet3d import count_macs
-    from medbench.spaces import _mednns_supernet as sn
+    from builders.measure.costs import count_macs
     from medbench.spaces import mednns
+    from medbench.spaces.nets import build_supernet
+    from medbench.spaces.nets import mednns_supernet as sn
 
     torch.set_num_threads(1)
     task = medmnist_data.load(f"medmnist/{name}", root)
     recalibrate = min(recalibrate, len(task.arrays["train_labels"]))
     ids = [a.arch_id for a in mednns.sample_choices(n, np.random.default_rng(0))]
-    net = mednns.build_supernet(task.n_channels, task.n_classes)  # untrained: same time
+    net = build_supernet("mednns", task.n_channels, task.n_classes)  # untrained: same time
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = Path(tmp) / "supernet.pt"
         torch.save({"model": net.state_dict()}, checkpoint)
@@ -143,15 +145,16 @@ def recalibration_sizes(root: str, name: str, checkpoint: str, n: int,
     import torch
     from scipy.stats import kendalltau
 
-    from builders import medmnist_data
+    from builders.data import medmnist as medmnist_data
     from builders import mednns_supernet as zoo
     from builders.medmnist_train import EVAL_BATCH, class_scores, classification_metrics
-    from medbench.spaces import _mednns_supernet as sn
     from medbench.spaces import mednns
+    from medbench.spaces.nets import build_supernet
+    from medbench.spaces.nets import mednns_supernet as sn
 
     torch.set_num_threads(1)
     task = medmnist_data.load(f"medmnist/{name}", root)
-    net = mednns.build_supernet(task.n_channels, task.n_classes, task.dims)
+    net = build_supernet("mednns", task.n_channels, task.n_classes, task.dims)
     net.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=False)["model"])
     net.eval()
     layout = torch.channels_last

@@ -38,7 +38,7 @@ def main() -> None:
     import torch
     from monai.losses import DiceCELoss
 
-    from medbench import spaces
+    from medbench.spaces.nets import build_network
 
     torch.set_num_threads(args.threads)
     gen = torch.Generator().manual_seed(0)
@@ -51,7 +51,7 @@ def main() -> None:
     for arch in args.archs:
         torch.manual_seed(0)
         space = "unet3d" if "|" in arch else "dynunet"
-        net, _, _ = spaces.build_network(space, arch, 1, 3, dims=3)
+        net, _, _ = build_network(space, arch, 1, 3, dims=3)
         nets = {name: copy.deepcopy(net).to(memory_format=fmt) for name, fmt in layouts.items()}
         best = {name: float("inf") for name in layouts}
         grads = {}

@@ -24,11 +24,10 @@ directly; this builder is for rows measured before it did, on machines that are 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-from builders.jobs import Job, WorkDir, at_least, run_jobs
+from builders.jobs import Job, WorkDir, at_least, finish, run_jobs
 from builders.measure.device import probe_device
 from builders.measure.energy import cpu_tdp, model_power_w
 from builders.release import released_rows
@@ -76,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tdp-cores", type=at_least(1), default=None,
                     help="the cores --tdp-watts is shared among (default: the device's)")
     args = ap.parse_args(argv)
-    try:
+
+    def build() -> dict:
         if args.tdp_watts is not None and len(args.device or []) != 1:
             raise MedbenchError("--tdp-watts is one device's: name it with one --device")
         if not Path(args.tables).is_dir():
@@ -108,11 +108,9 @@ def main(argv: list[str] | None = None) -> int:
 
         counts = run_jobs(WorkDir(args.work), jobs, run, builder=BUILDER, version=VERSION,
                           device=probe_device()["device"], describe=lambda j: j.args["device"])
-    except MedbenchError as e:
-        print(f"builders.energy: error: {e}", file=sys.stderr)
-        return 2
-    print(json.dumps({**counts, "devices": wanted, "work": args.work}))
-    return 0
+        return {**counts, "devices": wanted, "work": args.work}
+
+    return finish("builders.energy", build)
 
 
 if __name__ == "__main__":

@@ -41,12 +41,21 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from builders.jobs import Job, WorkDir, add_backend_args, at_least, run_jobs
-from builders.measure.device import check_same_device, cpu_identity, probe_device
-from builders.measure.energy import (RAPL_ROOT, cpu_tdp, model_power_w, nvml_available,
-                                     nvml_energy_mj, rapl_energy_mj, rapl_zone)
 from medbench.catalog import resolve_space, resolve_task
 from medbench.errors import MedbenchError
+
+from builders.jobs import Job, WorkDir, add_backend_args, at_least, run_jobs
+from builders.measure.device import check_same_device, cpu_identity, probe_device
+from builders.measure.energy import (
+    RAPL_ROOT,
+    cpu_tdp,
+    model_power_w,
+    nvml_available,
+    nvml_energy_mj,
+    rapl_energy_mj,
+    rapl_zone,
+)
+from builders.plans import architectures_to_measure
 
 __all__ = ["probe_device", "cpu_identity", "check_same_device", "energy_method",
            "measure_chunk", "main"]
@@ -99,7 +108,7 @@ def task_io(tables: str | None, task: str, spatial: list[int] | None = None
                             "(its builders write the tasks row) first")
     shape, n_classes = list(row[0]), int(row[1])
     if task.startswith("msd/"):
-        from builders.unet3d import SPATIAL
+        from builders.data.msd import SPATIAL
 
         return [shape[0], *(spatial or SPATIAL)], n_classes, ("unet3d", CONTROL)
     if spatial:
@@ -115,8 +124,7 @@ def _networks(space: str, arch_id: str, shape: list[int], runtimes, threads, dev
 
     import numpy as np
     import torch
-
-    from medbench.spaces import build_network
+    from medbench.spaces.nets import build_network
 
     net, arch_index, config = build_network(space, arch_id, shape[0], n_out,
                                             dims=len(shape) - 1)
@@ -144,7 +152,7 @@ def _networks(space: str, arch_id: str, shape: list[int], runtimes, threads, dev
             so.intra_op_num_threads, so.inter_op_num_threads = t, 1
             sess = ort.InferenceSession(buf.getvalue(), so, providers=["CPUExecutionProvider"])
             runs[("onnxruntime", t)] = lambda sess=sess, xn=xn: sess.run(None, {"x": xn})
-    from builders.unet3d import count_macs, activation_mb
+    from builders.measure.costs import activation_mb, count_macs
 
     params = sum(p.numel() for p in net.parameters())
     macs = count_macs(net, shape[0], tuple(shape[1:]), device)
@@ -228,8 +236,7 @@ def measure_blocks(keys: list[str], shape: list[int], threads: list[int], repeat
     import numpy as np
     import onnxruntime as ort
     import torch
-
-    from medbench.spaces._unet3d_torch import block_module
+    from medbench.spaces.nets.unet3d import block_module
 
     rows = []
     for key in keys:
@@ -268,11 +275,10 @@ def fit_lut(tables: str, task: str, run_id: str) -> tuple[dict[str, list[dict]],
     """
     import statistics as st
 
-    from scipy.stats import kendalltau
-
     import medbench
     from medbench.latency import predict
     from medbench.spaces import unet3d
+    from scipy.stats import kendalltau
 
     in_channels = task_io(tables, task)[0][0]
     lut_rows, hw_rows, summary = [], [], []
@@ -339,26 +345,6 @@ def fit_lut(tables: str, task: str, run_id: str) -> tuple[dict[str, list[dict]],
                                     "batch": 1, "latency_ms": sums[arch_id] + overhead,
                                     "latency_method": "lut", "run_id": run_id})
     return {"latency_lut": lut_rows, "hardware": hw_rows}, summary
-
-
-def architectures_to_measure(tables: str | None, task: str, plan_archs: int,
-                             space: str | None = None) -> list[tuple]:
-    """(space, arch_id) with results for ``task`` in ``tables``, plus the standalone plan of
-    ``space`` (``unet3d-v2`` unless ``unet3d`` is asked for); only ``space``'s if given."""
-    out = set()
-    if tables and Path(tables).is_dir():
-        import medbench
-
-        with medbench.open(tables) as store:
-            out |= set(store.fetchall(
-                f'SELECT DISTINCT space, arch_id FROM "{store.view("evaluations", task)}" '
-                "WHERE task = ?", [task]))
-    if plan_archs:
-        from builders.unet3d import plan, plan_v2
-
-        make = plan if space == "unet3d" else plan_v2
-        out |= {(j.args["space"], j.args["arch_id"]) for j in make(plan_archs, [0], True)}
-    return sorted(a for a in out if space is None or a[0] == space)
 
 
 def measured_in_tables(tables: str | None, task: str, device: str, runtimes: list[str],
@@ -556,9 +542,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _fit_main(args) -> int:
 
-    from builders.jobs import git_commit
-    from medbench.release import write_rows
     from medbench.manifest import write_manifest
+    from medbench.release import write_rows
+
+    from builders.jobs import git_commit
 
     try:
         task = resolve_task(args.task)

@@ -23,6 +23,7 @@ import platform
 import secrets
 import shutil
 import subprocess
+import sys
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
@@ -33,7 +34,7 @@ from pathlib import Path
 from medbench.errors import BadValueError, MedbenchError
 from medbench.release import write_rows
 
-__all__ = ["Job", "WorkDir", "git_commit", "torch_device", "device_name", "run_jobs",
+__all__ = ["Job", "WorkDir", "git_commit", "torch_device", "device_name", "run_jobs", "finish",
            "save_checkpoint", "at_least", "add_backend_args", "read_job_meta"]
 
 
@@ -345,6 +346,19 @@ def run_jobs(work: WorkDir, jobs: Iterable[Job], run: Callable[[Job, str], dict[
         raise MedbenchError(f"all {counts['ran']} job(s) failed, e.g. {first_error} "
                             f"(their runs rows are in {work.jobs})")
     return counts
+
+
+def finish(prog: str, build: Callable[[], dict]) -> int:
+    """How every builder's ``main`` ends: run ``build``, which returns the build's summary;
+    print it as one JSON line and return 0, or, on a MedbenchError, print one line on
+    stderr (``prog: error: ...``) and return 2."""
+    try:
+        summary = build()
+    except MedbenchError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary))
+    return 0
 
 
 def at_least(minimum: float, kind: type = int):

@@ -15,20 +15,28 @@ extends across sessions and resumes like every builder (one job per architecture
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 
-from builders.jobs import (Job, WorkDir, add_backend_args, at_least, device_name, run_jobs,
-                           torch_device)
 from medbench.catalog import resolve_task
 from medbench.errors import MedbenchError
 
-__all__ = ["Recipe", "VERSION", "train_and_evaluate", "class_scores", "classification_metrics",
-           "main"]
+from builders.jobs import (
+    Job,
+    WorkDir,
+    add_backend_args,
+    at_least,
+    device_name,
+    finish,
+    run_jobs,
+    torch_device,
+)
+from builders.measure.metrics import EVAL_BATCH, class_scores, classification_metrics
+
+__all__ = ["Recipe", "VERSION", "train_and_evaluate", "main"]
 
 VERSION = "1.0"
 BUILDER = "builders.medmnist_train"
@@ -43,49 +51,20 @@ class Recipe:
     weight_decay: float = 3e-4
 
 
-#: Images per evaluation forward pass. Eval-mode outputs do not depend on it (checked bit for
-#: bit); on one CPU thread 64 ran a PneumoniaMNIST subnet's val + test passes 1.49x faster
-#: than 512 (benchmarks/subnet_eval_speed.py, side by side).
-EVAL_BATCH = 64
-
-
-def class_scores(net, x, batch: int, device):
-    """Logits of ``net`` in eval mode on ``x``, ``batch`` images per forward pass."""
-    import torch
-
-    net.eval()
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(x), batch):
-            out.append(net(x[i:i + batch].to(device)).float().cpu())
-    return torch.cat(out)
-
-
-def classification_metrics(task, logits, part: str) -> dict[str, float]:
-    """Accuracy and AUC with medmnist's own functions, on probabilities."""
-    import torch
-    from medmnist.evaluator import getACC, getAUC
-
-    probs = torch.sigmoid(logits) if task.multi_label else torch.softmax(logits, dim=1)
-    y_true = task.arrays[f"{part}_labels"]
-    kind = task.info["task"]
-    return {"acc": float(getACC(y_true, probs.numpy(), kind)),
-            "auc": float(getAUC(y_true, probs.numpy(), kind))}
-
-
 def train_and_evaluate(task, space: str, arch_id: str, seed: int, recipe: Recipe, device: str,
                        run_id: str) -> dict[str, list[dict]]:
     """Train one network on one MedMNIST set; its rows for every table it touches."""
     import torch
+    from medbench.spaces import get_space
+    from medbench.spaces.nets import build
     from torch import nn
 
-    from builders.unet3d import count_macs
-    from medbench.spaces import get_space
+    from builders.measure.costs import count_macs
 
     torch.manual_seed(seed)
     module = get_space(space)
     arch = module.from_id(arch_id)
-    net = module.build(arch, task.n_channels, task.n_classes, dims=task.dims).to(device)
+    net = build(space, arch, task.n_channels, task.n_classes, dims=task.dims).to(device)
     x_train = torch.from_numpy(task.images("train"))
     y_train = torch.from_numpy(task.labels("train"))
     x_val, x_test = (torch.from_numpy(task.images(p)) for p in ("val", "test"))
@@ -166,11 +145,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", default="runs/medmnist_train")
     add_backend_args(ap)
     args = ap.parse_args(argv)
-    try:
-        import numpy as np
 
-        from builders import medmnist_data
+    def build() -> dict:
+        import numpy as np
         from medbench.spaces import get_space
+
+        from builders.data import medmnist as medmnist_data
 
         task_id = resolve_task(args.task)
         if not task_id.startswith("medmnist/"):
@@ -200,11 +180,9 @@ def main(argv: list[str] | None = None) -> int:
                           describe=lambda j: f"{j.args['arch_id']} seed {j.args['seed']}",
                           backend=args.backend, workers=args.workers,
                           cpus_per_job=threads or 1, limit=args.limit_jobs)
-    except MedbenchError as e:
-        print(f"builders.medmnist_train: error: {e}", file=sys.stderr)
-        return 2
-    print(json.dumps({**counts, "work": str(work.root), "recipe": asdict(recipe)}))
-    return 0
+        return {**counts, "work": str(work.root), "recipe": asdict(recipe)}
+
+    return finish("builders.medmnist_train", build)
 
 
 if __name__ == "__main__":

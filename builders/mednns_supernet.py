@@ -39,14 +39,13 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import sys
 import time
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 
-from builders.jobs import Job, WorkDir, at_least, device_name, run_jobs, torch_device
+from builders.jobs import Job, WorkDir, at_least, device_name, finish, run_jobs, torch_device
 from medbench.catalog import resolve_task
 from medbench.errors import MedbenchError
 from medbench.manifest import atomic_write_bytes
@@ -141,16 +140,17 @@ def train_chunk(job: Job, run_id: str, *, task, recipe: Recipe, device: str, wor
     import numpy as np
     import torch
 
-    from builders.medmnist_train import EVAL_BATCH, classification_metrics, class_scores
-    from medbench.spaces import _mednns_supernet as sn
+    from builders.measure.metrics import EVAL_BATCH, class_scores, classification_metrics
     from medbench.spaces import mednns
+    from medbench.spaces.nets import build_supernet
+    from medbench.spaces.nets import mednns_supernet as sn
 
     index, stage = job.args["index"], job.args["stage"]
     for old in (work.root / "checkpoints").glob("chunk*.pt"):
         if int(old.stem[5:]) < index - 1:  # keep the one this chunk starts from
             old.unlink()
     torch.manual_seed(recipe.seed)
-    net = mednns.build_supernet(task.n_channels, task.n_classes, task.dims).to(device)
+    net = build_supernet("mednns", task.n_channels, task.n_classes, dims=task.dims).to(device)
     opt, sched = _optimiser(net, recipe, stage)
     elapsed = 0.0
     if index > 1:
@@ -232,15 +232,17 @@ def evaluate_chunk(job: Job, run_id: str, *, task, recipe: Recipe, device: str,
     """Val and test accuracy, AUC and loss of a chunk of subnets, each recalibrated."""
     import torch
 
-    from builders.medmnist_train import EVAL_BATCH, classification_metrics, class_scores
-    from builders.unet3d import count_macs
-    from medbench.spaces import _mednns_supernet as sn
+    from builders.measure.metrics import EVAL_BATCH, class_scores, classification_metrics
+    from builders.measure.costs import count_macs
     from medbench.spaces import mednns
+    from medbench.spaces.nets import build_supernet
+    from medbench.spaces.nets import mednns_supernet as sn
 
     # channels-last tensors: a third faster on CPU than the default layout, same results
     layout = torch.channels_last if task.dims == 2 else torch.channels_last_3d
     if "net" not in cache:
-        net = mednns.build_supernet(task.n_channels, task.n_classes, task.dims).to(device)
+        net = build_supernet("mednns", task.n_channels, task.n_classes, dims=task.dims
+                             ).to(device)
         state = torch.load(checkpoint, map_location=device, weights_only=False)
         net.load_state_dict(state["model"])
         cache["net"] = net.eval()
@@ -303,11 +305,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=at_least(0), default=0, help="torch threads (0 = all cores)")
     ap.add_argument("--work", default="runs/mednns_supernet")
     args = ap.parse_args(argv)
-    try:
+
+    def build() -> dict:
         import numpy as np
         import torch
 
-        from builders import medmnist_data
+        from builders.data import medmnist as medmnist_data
         from medbench.spaces import mednns
 
         task_id = resolve_task(args.task)
@@ -349,11 +352,9 @@ def main(argv: list[str] | None = None) -> int:
         counts = run_jobs(job_work, jobs, run, builder=BUILDER, version=VERSION,
                           device=device_name(device), describe=lambda j: j.key,
                           limit=args.limit_jobs)
-    except MedbenchError as e:
-        print(f"builders.mednns_supernet: error: {e}", file=sys.stderr)
-        return 2
-    print(json.dumps({**counts, "work": str(job_work.root), "recipe": asdict(recipe)}))
-    return 0
+        return {**counts, "work": str(job_work.root), "recipe": asdict(recipe)}
+
+    return finish("builders.mednns_supernet", build)
 
 
 if __name__ == "__main__":

@@ -49,8 +49,9 @@ class _Shared:
 
     :func:`score_all` gives grad_norm, snip, plain, fisher and grasp one copy (one forward
     and backward of the loss; grasp adds its Hessian-vector pass), and jacov and epe_nas
-    another (one input-Jacobian pass): the scores are those of separate passes, computed once. A proxy that reuses a pass is
-    charged its seconds too, so ``seconds`` stays the cost of that proxy on its own.
+    another (one input-Jacobian pass): the scores are those of separate passes, computed
+    once. A proxy that reuses a pass is charged its seconds too, so ``seconds`` stays the cost
+    of that proxy on its own.
     """
 
     def __init__(self) -> None:
@@ -343,8 +344,8 @@ def proxy_rows(task, space: str, arch_id: str, seed: int, batch_size: int,
     from monai.data import CacheDataset
     from monai.losses import DiceCELoss
 
-    from builders import msd
-    from medbench.spaces import build_network
+    from builders.data import msd
+    from medbench.spaces.nets import build_network
 
     if "train" not in cache:
         cache["train"] = CacheDataset(task.files("train"), msd.transforms(spatial, False),
@@ -379,6 +380,7 @@ def classification_rows(task, space: str, arch_ids: list[str], seed: int, batch_
     """Every proxy of a chunk of architectures on one seeded, class-stratified batch of a
     MedMNIST training split (loss: cross-entropy; multi-label sets: BCE on logits)."""
     from medbench.spaces import get_space
+    from medbench.spaces.nets import build
 
     module = get_space(space)
     x, y = (t.to(device) for t in task.batch(batch_size, seed))
@@ -387,7 +389,7 @@ def classification_rows(task, space: str, arch_ids: list[str], seed: int, batch_
     for arch_id in arch_ids:
         arch = module.from_id(arch_id)
         torch.manual_seed(seed)
-        net = module.build(arch, task.n_channels, task.n_classes, dims=task.dims).to(device)
+        net = build(space, arch, task.n_channels, task.n_classes, dims=task.dims).to(device)
         rows += _score_rows(space, arch_id, task.task, seed, net, x, y, loss, run_id)
         archs.append({"space": space, "arch_id": arch_id, "arch_index": arch.arch_index,
                       "config": arch.config_json(), "run_id": run_id})
@@ -432,12 +434,12 @@ def main(argv: list[str] | None = None) -> int:
     import sys
     from pathlib import Path
 
-    from builders.hardware import architectures_to_measure
+    from builders.plans import architectures_to_measure
     from functools import partial
 
     from builders.jobs import (Job, WorkDir, add_backend_args, at_least, device_name, run_jobs,
                                torch_device)
-    from builders.unet3d import SPATIAL
+    from builders.data.msd import SPATIAL
     from medbench.catalog import resolve_task
     from medbench.errors import MedbenchError
 
@@ -465,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:
     add_backend_args(ap)
     args = ap.parse_args(argv)
     try:
-        from builders import msd
+        from builders.data import msd
 
         task_id = resolve_task(args.task)
         args.device = torch_device(args.device)
@@ -512,7 +514,7 @@ def _sampled_main(args, task_id: str) -> int:
 
     import numpy as np
 
-    from builders import medmnist_data
+    from builders.data import medmnist as medmnist_data
     from builders.jobs import Job, WorkDir, device_name, run_jobs
     from medbench.errors import MedbenchError
     from medbench.spaces import get_space

@@ -27,8 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     from monai.networks.utils import one_hot
     from monai.utils import set_determinism
 
-    from builders import msd
+    from builders.data import msd
     from builders.unet3d import SPATIAL, Recipe
+    from medbench.spaces.nets import build
     from medbench.spaces import unet3d
 
     ap = argparse.ArgumentParser(prog="python -m builders.recipe_probe",
@@ -53,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
             net = UNet(3, task.n_channels, len(task.class_names), channels=channels,
                        strides=(2,) * (len(channels) - 1))
         else:
-            net = unet3d.build(unet3d.from_id(arch), task.n_channels, len(task.class_names))
+            net = build("unet3d", unet3d.from_id(arch), task.n_channels,
+                        len(task.class_names))
         opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=Recipe.weight_decay)
         loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
         per_epoch = []

@@ -27,13 +27,12 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from builders.jobs import Job, WorkDir, at_least, device_name, run_jobs, torch_device
+from builders.jobs import Job, WorkDir, at_least, device_name, finish, run_jobs, torch_device
 from medbench.catalog import resolve_task
 from medbench.errors import MedbenchError
 from medbench.manifest import atomic_write_bytes
@@ -88,7 +87,7 @@ def _checkpoint(work: WorkDir, epoch: int) -> Path:
 def _data(task, recipe: Recipe, cache: dict):
     from monai.data import CacheDataset
 
-    from builders import msd
+    from builders.data import msd
 
     if "data" not in cache:
         cache["train_tf"] = msd.transforms(recipe.spatial_size, train=True)
@@ -103,10 +102,10 @@ def _state(task, recipe: Recipe, device: str, work: WorkDir, epoch: int):
     """Supernet, optimiser and schedule as they were after ``epoch`` (0: fresh)."""
     import torch
 
-    from medbench.spaces import unet3d
+    from medbench.spaces.nets import build_supernet
 
     torch.manual_seed(recipe.seed)
-    net = unet3d.build_supernet(task.n_channels, len(task.class_names)).to(device)
+    net = build_supernet("unet3d", task.n_channels, len(task.class_names)).to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=recipe.epochs)
     elapsed = 0.0
@@ -130,7 +129,7 @@ def train_epoch(job: Job, run_id: str, *, task, recipe: Recipe, device: str, wor
     from monai.data import DataLoader
     from monai.losses import DiceCELoss
 
-    from builders.unet3d import segmentation_metrics
+    from builders.measure.metrics import segmentation_metrics
     from medbench.spaces import unet3d
 
     epoch = job.args["epoch"]
@@ -185,7 +184,7 @@ def evaluate_chunk(job: Job, run_id: str, *, task, recipe: Recipe, device: str,
     """Val and test metrics of a chunk of subnets of the checkpoint after ``epoch``."""
     from monai.data import DataLoader
 
-    from builders.unet3d import segmentation_metrics
+    from builders.measure.metrics import segmentation_metrics
     from medbench.spaces import unet3d
 
     if "net" not in cache:
@@ -234,11 +233,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", default="runs/supernet")
     ap.add_argument("--splits-dir", default=None)
     args = ap.parse_args(argv)
-    try:
+
+    def build() -> dict:
         import numpy as np
         import torch
 
-        from builders import msd
+        from builders.data import msd
         from medbench.spaces import unet3d
 
         task_id = resolve_task(args.task)
@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
             if last < recipe.epochs:
                 raise MedbenchError(f"the supernet has {last} of {recipe.epochs} epochs under "
                                     f"{work.root}; train it first")
-            from builders.hardware import architectures_to_measure
+            from builders.plans import architectures_to_measure
 
             ids = [a.arch_id for a in unet3d.sample(args.archs,
                                                     np.random.default_rng(args.sample_seed))]
@@ -286,11 +286,9 @@ def main(argv: list[str] | None = None) -> int:
         counts = run_jobs(eval_work, jobs, run, builder=BUILDER, version=VERSION,
                           device=device_name(device), describe=lambda j: j.key,
                           limit=args.limit_jobs)
-    except MedbenchError as e:
-        print(f"builders.supernet: error: {e}", file=sys.stderr)
-        return 2
-    print(json.dumps({**counts, "work": str(eval_work.root), "recipe": asdict(recipe)}))
-    return 0
+        return {**counts, "work": str(eval_work.root), "recipe": asdict(recipe)}
+
+    return finish("builders.supernet", build)
 
 
 if __name__ == "__main__":

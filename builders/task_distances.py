@@ -25,7 +25,6 @@ ones with no held image at hand.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import dataclass
 from functools import partial
@@ -33,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from builders.jobs import Job, WorkDir, add_backend_args, at_least, device_name, run_jobs
+from builders.jobs import Job, WorkDir, add_backend_args, at_least, device_name, finish, run_jobs
 from medbench.errors import MedbenchError
 
 __all__ = ["frechet", "frechet_gaussians", "gaussian", "train_encoder", "distance_rows",
@@ -280,7 +279,7 @@ def embed(store, images: np.ndarray, samples: int = 2000, seed: int = 0) -> Embe
         state[name] = torch.tensor(weights, dtype=state[name].dtype).reshape(shape)
     net.trunk.load_state_dict(state)
     net.eval()
-    from builders.medmnist_data import scale_images
+    from builders.data.medmnist import scale_images
 
     # Draw the sample first and bring only it to MedMNIST's size: a set of large images
     # would otherwise be converted to floats whole (200 images of 512 x 512 took 14 GB).
@@ -299,7 +298,7 @@ def embed(store, images: np.ndarray, samples: int = 2000, seed: int = 0) -> Embe
 
 
 def _job(job: Job, run_id: str, *, data_root, steps: int, samples: int):
-    from builders import medmnist_data
+    from builders.data import medmnist as medmnist_data
 
     tasks = [medmnist_data.load(t, data_root) for t in job.args["tasks"]]
     return distance_rows(tasks, job.args["dims"], steps, samples, run_id)
@@ -317,7 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", default="runs/task_distances")
     add_backend_args(ap)
     args = ap.parse_args(argv)
-    try:
+
+    def build() -> dict:
         from medmnist import INFO
 
         if args.steps < 1 or args.samples < FEATURES + 1:
@@ -343,11 +343,9 @@ def main(argv: list[str] | None = None) -> int:
                           builder=BUILDER, version=VERSION, device=device_name("cpu"),
                           backend=args.backend, workers=args.workers,
                           cpus_per_job=args.threads or 1)
-    except MedbenchError as e:
-        print(f"builders.task_distances: error: {e}", file=sys.stderr)
-        return 2
-    print(json.dumps({**counts, "work": str(work.root), "jobs": [j.key for j in jobs]}))
-    return 0
+        return {**counts, "work": str(work.root), "jobs": [j.key for j in jobs]}
+
+    return finish("builders.task_distances", build)
 
 
 if __name__ == "__main__":

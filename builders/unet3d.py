@@ -39,24 +39,23 @@ from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 
+from builders.data.msd import SPATIAL
 from builders.jobs import (Job, WorkDir, add_backend_args, at_least, device_name, run_jobs,
                            save_checkpoint, torch_device)
+from builders.measure.costs import activation_mb, count_macs
+from builders.measure.metrics import segmentation_metrics
+from builders.plans import DYNUNET_MEMBER, DYNUNET_MEMBER_V2, plan, plan_v2
 from medbench import spaces
 from medbench.catalog import resolve_task
 from medbench.errors import MedbenchError
 
-__all__ = ["Recipe", "VERSION", "VERSIONS", "V2_BANDS", "plan", "plan_v2", "train_and_evaluate",
-           "segmentation_metrics", "count_macs", "activation_mb", "main"]
+__all__ = ["Recipe", "VERSION", "VERSIONS", "DYNUNET_MEMBER", "DYNUNET_MEMBER_V2",
+           "train_and_evaluate", "main"]
 
 VERSION = "2.0"  # 1.0: LeakyReLU and flips on all axes; classes collapsed. 1.1: unet3d
 #: The builder version of each space's jobs: the recipe is the same, the networks differ.
 VERSIONS = {"unet3d": "1.1", "unet3d-v2": VERSION}
 BUILDER = "builders.unet3d"
-SPATIAL = (48, 64, 48)
-#: The unet3d architecture that is the nnU-Net-style DynUNet, layer for layer.
-DYNUNET_MEMBER = "s1|c32-64-128-256-320|k3-3-3-3-3|b1-1-1-1-1|r0-0-0-0-0"
-#: The same in ``unet3d-v2``, whose affine instance norm the DynUNet has too.
-DYNUNET_MEMBER_V2 = DYNUNET_MEMBER + "|n2-2-2-2-2"
 
 
 @dataclass(frozen=True)
@@ -66,154 +65,6 @@ class Recipe:
     lr: float = 2e-3
     weight_decay: float = 1e-5
     spatial_size: tuple[int, int, int] = SPATIAL
-
-
-def plan(n_archs: int, seeds: list[int], reference: bool, sample_seed: int = 0) -> list[Job]:
-    """The version-1 (``unet3d``) jobs: ``n_archs`` architectures stratified over variant and
-    size, times seeds.
-
-    Every variant (first-level stride x levels) gets an equal share. Within a variant, 4,000
-    architectures are drawn uniformly, those costing more than the nnU-Net-style DynUNet
-    (33.2 GMACs at 48x64x48) are set aside, and the share is picked at evenly spaced points
-    of log-MACs between the variant's cheapest and dearest, so networks from tens of MMACs
-    to DynUNet's size are all present. A uniform sample would not do: most of the space
-    is full-resolution 5x5x5 networks of 100+ GMACs. Depends only on the arguments.
-    """
-    import math
-
-    import numpy as np
-
-    from medbench.spaces import unet3d
-
-    rng = np.random.default_rng(sample_seed)
-    cap = unet3d.macs(unet3d.from_id(DYNUNET_MEMBER), 1, 3, SPATIAL)
-    variants = unet3d.VARIANTS
-    shares = [n_archs // len(variants) + (i < n_archs % len(variants))
-              for i in range(len(variants))]
-    chosen = []
-    for i, ((stride, depth), k) in enumerate(zip(variants, shares)):
-        lo = sum(32 ** d for _, d in variants[:i])
-        pool = {}
-        for index in rng.integers(lo, lo + 32 ** depth, size=4000):
-            arch = unet3d.decode(int(index))
-            m = unet3d.macs(arch, 1, 3, SPATIAL)
-            if m <= cap:
-                pool[arch] = math.log(m)
-        _pick_spaced(sorted(pool, key=pool.get), pool, k, chosen)
-    # Cheapest first, every seed of an architecture together: a partial build finishes
-    # whole architectures, and as many as the compute allows.
-    chosen.sort(key=lambda a: unet3d.macs(a, 1, 3, SPATIAL))
-    jobs = [Job(f"{a.arch_index}-s{s}", {"space": "unet3d", "arch_id": a.arch_id, "seed": s})
-            for a in chosen for s in seeds]
-    return jobs + (_reference_jobs(seeds) if reference else [])
-
-
-#: The v2 plan's cost bands: (upper bound in GMACs per forward pass at 48x64x48, share of the
-#: architectures). Most architectures cost under 1 GMAC, where a CPU thread trains one in
-#: minutes; the first band holds the U-Nets that can answer within a few milliseconds on a
-#: 2-core CPU; the last reaches the DynUNet reference (33.2 GMACs).
-V2_BANDS = ((0.05, 0.25), (0.3, 0.37), (1.0, 0.21), (4.0, 0.12), (float("inf"), 0.05))
-
-
-def plan_v2(n_archs: int, seeds: list[int], reference: bool, sample_seed: int = 0
-            ) -> list[Job]:
-    """The ``unet3d-v2`` jobs: ``n_archs`` architectures stratified over cost bands.
-
-    The architectures up to the DynUNet reference's MACs form a pool: 60,000 draws from each
-    stride-2 variant (where the cheapest live) and 20,000 from each stride-1 one. Each
-    band of :data:`V2_BANDS` gets its share of ``n_archs`` (rounded, the remainder to the
-    widest band), picked at evenly spaced points of log-MACs across the band, the nearest
-    not yet taken. Cheapest first, every seed of an architecture together, so a partial
-    build finishes whole architectures. Depends only on the arguments.
-    """
-    import math
-
-    import numpy as np
-
-    from medbench.spaces import unet3d_v2 as space
-
-    rng = np.random.default_rng(sample_seed)
-    cap = space.macs(space.from_id(DYNUNET_MEMBER_V2), 1, 3, SPATIAL)
-    pool: dict = {}
-    for i, (stride, depth) in enumerate(space.VARIANTS):
-        lo = sum(space.n_per_level() ** d for _, d in space.VARIANTS[:i])
-        size = space.n_per_level() ** depth
-        for index in rng.integers(lo, lo + size, size=60000 if stride == 2 else 20000):
-            arch = space.decode(int(index))
-            m = space.macs(arch, 1, 3, SPATIAL)
-            if m <= cap:
-                pool[arch] = math.log(m)
-    counts = [round(n_archs * share) for _, share in V2_BANDS]
-    counts[1] += n_archs - sum(counts)
-    chosen, lower, short = [], 0.0, 0
-    for (upper, _), k in zip(V2_BANDS, counts):
-        band = sorted((a for a, m in pool.items() if lower < math.exp(m) / 1e9 <= upper),
-                      key=pool.get)
-        lower = upper
-        k, short = min(k + short, len(band)), max(k + short - len(band), 0)  # to the next
-        if k:
-            _pick_spaced(band, pool, k, chosen)
-    chosen.sort(key=lambda a: pool[a])
-    jobs = [Job(f"{a.arch_index}-s{s}", {"space": space.NAME, "arch_id": a.arch_id, "seed": s})
-            for a in chosen for s in seeds]
-    return jobs + (_reference_jobs(seeds) if reference else [])
-
-
-def _pick_spaced(archs: list, log_macs: dict, k: int, chosen: list) -> None:
-    """Append to ``chosen`` the ``k`` architectures of ``archs`` (sorted by cost) nearest to
-    evenly spaced points of log-MACs between the cheapest and the dearest, each the nearest
-    not taken yet."""
-    import numpy as np
-
-    logs = np.array([log_macs[a] for a in archs])
-    for target in np.linspace(logs[0], logs[-1], k):
-        j = int(np.abs(logs - target).argmin())
-        while archs[j] in chosen:  # the nearest not yet taken
-            j = j + 1 if j + 1 < len(archs) else 0
-        chosen.append(archs[j])
-
-
-def _reference_jobs(seeds: list[int]) -> list[Job]:
-    from medbench.spaces import dynunet
-
-    return [Job(f"dynunet-s{s}", {"space": "dynunet", "arch_id": dynunet.ARCH_ID, "seed": s})
-            for s in seeds]
-
-
-def segmentation_metrics(net, loader, n_classes: int, device, spatial: tuple[int, ...],
-             full: bool = True, layout=None) -> dict:
-    """Dice, Jaccard and HD95 per foreground class, averaged over cases, and their mean
-    (Dice only unless ``full``: the per-epoch validation of the learning curve); inputs in
-    memory ``layout`` (a ``torch.memory_format``) when given."""
-    import math
-
-    import torch
-    from monai.metrics import compute_hausdorff_distance, compute_iou, compute_dice
-    from monai.networks.utils import one_hot
-
-    diagonal = math.sqrt(sum(s * s for s in spatial))
-    dice, iou, hd = [], [], []
-    net.eval()
-    with torch.no_grad():
-        for batch in loader:
-            x, y = batch["image"].to(device), batch["label"].to(device)
-            if layout is not None:
-                x = x.contiguous(memory_format=layout)
-            pred = one_hot(net(x).argmax(1, keepdim=True), n_classes)
-            truth = one_hot(y.long(), n_classes)
-            dice.append(compute_dice(pred, truth, include_background=False, ignore_empty=False))
-            if not full:
-                continue
-            iou.append(compute_iou(pred, truth, include_background=False, ignore_empty=False))
-            h = compute_hausdorff_distance(pred, truth, include_background=False, percentile=95)
-            hd.append(torch.nan_to_num(h, nan=diagonal, posinf=diagonal))
-    mean = lambda v: torch.cat(v).double().nan_to_num(0.0).mean(0).tolist()  # noqa: E731
-    d = mean(dice)
-    if not full:
-        return {"dice": sum(d) / len(d)}
-    j, h = mean(iou), mean(hd)
-    return {"dice": sum(d) / len(d), "jaccard": sum(j) / len(j), "hd95_mm": sum(h) / len(h),
-            "dice_per_class": d, "jaccard_per_class": j, "hd95_mm_per_class": h}
 
 
 def _random_states(obj) -> list:
@@ -299,7 +150,8 @@ def train_and_evaluate(task, space: str, arch_id: str, seed: int, recipe: Recipe
     from monai.losses import DiceCELoss
     from monai.utils import set_determinism
 
-    from builders import msd
+    from builders.data import msd
+    from medbench.spaces.nets import build_network
 
     set_determinism(seed)
     n_classes = len(task.class_names)
@@ -316,8 +168,7 @@ def train_and_evaluate(task, space: str, arch_id: str, seed: int, recipe: Recipe
     val = DataLoader(data["val"], batch_size=recipe.batch_size)
     test = DataLoader(data["test"], batch_size=recipe.batch_size)
 
-    net, arch_index, config = spaces.build_network(space, arch_id, task.n_channels, n_classes,
-                                                   dims=3)
+    net, arch_index, config = build_network(space, arch_id, task.n_channels, n_classes, dims=3)
     # unet3d networks train 1.09-1.85x faster per step on a CPU thread in channels-last
     # layout, with gradients equal to rounding (benchmarks/unet3d_layout.py); DynUNet gains
     # nothing (1.03x), so it keeps the default layout
@@ -388,39 +239,6 @@ def train_and_evaluate(task, space: str, arch_id: str, seed: int, recipe: Recipe
                                                   device)}],
         "tasks": [task.tasks_row(shape, run_id)],
     }
-
-
-def activation_mb(net, in_channels: int, spatial: tuple[int, ...], device) -> float | None:
-    """Peak activation memory of one forward pass at batch 1 in eager PyTorch (no_grad,
-    float32), in MB (10^6 bytes): the live tensors other than parameters, buffers and the
-    input, tracked allocation by allocation with torch's ``MemTracker``. None where that
-    tracker is not available (it lives in ``torch.distributed._tools``)."""
-    import torch
-
-    try:
-        from torch.distributed._tools.mem_tracker import MemTracker, _MemRefType
-    except ImportError:
-        return None
-    x = torch.zeros(1, in_channels, *spatial, device=device)
-    net.eval()
-    tracker = MemTracker()
-    tracker.track_external(net, x)
-    with tracker, torch.no_grad():
-        net(x)
-    peak = tracker.get_tracker_snapshot("peak")
-    dev = next(iter(peak))
-    return (peak[dev].get(_MemRefType.ACT, 0) + peak[dev].get(_MemRefType.TEMP, 0)) / 1e6
-
-
-def count_macs(net, in_channels: int, spatial: tuple[int, int, int], device) -> int:
-    """Multiply-accumulates of one forward pass at batch 1 (torch's FLOP counter / 2)."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    net.eval()
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        net(torch.zeros(1, in_channels, *spatial, device=device))
-    return int(counter.get_total_flops() // 2)
 
 
 def train_job(job: Job, run_id: str, *, task, recipe: Recipe, device: str, threads: int,
@@ -520,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
         jobs = [j for j in jobs if not is_released(j)]
         import torch
 
-        from builders import msd
+        from builders.data import msd
 
         device = torch_device(args.device)
         task = msd.load_task(task_id, args.data_root, splits_dir=Path(args.splits_dir)

@@ -19,7 +19,8 @@ __all__ = ["TaskInfo", "SpaceInfo", "TASKS", "SPACES", "resolve_task", "resolve_
 
 @dataclass(frozen=True)
 class TaskInfo:
-    """Identity of a task: ``task`` is ``<collection>/<name>``; ``folder`` is the data's own name."""
+    """Identity of a task: ``task`` is ``<collection>/<name>``; ``folder`` is the data's own
+    name."""
 
     collection: str
     name: str
@@ -133,7 +134,8 @@ def resolve_task(name: str, extra: tuple[str, ...] = ()) -> str:
 
 
 def resolve_space(name: str, extra: tuple[str, ...] = ()) -> str:
-    """The canonical space name (case-insensitive); raises UnknownNameError listing the known ones."""
+    """The canonical space name (case-insensitive); raises UnknownNameError listing the known
+    ones."""
     key = _norm(name)
     for space in (*SPACES, *extra):
         if _norm(space) == key:

@@ -138,7 +138,9 @@ def simulate(
     task: Annotated[Optional[str], typer.Option(help="Task id or alias.")] = None,
     space: Annotated[str, typer.Option(help="Search space.")] = "unet3d",
     method: Annotated[str, typer.Option(help="standalone or supernet results.")] = "standalone",
-    algorithms: Annotated[str, typer.Option(help="Comma-separated: rs, re, ls, asha, sh, hb, nsga2, moead, mstf, re-warm.")] = "rs,re,asha",
+    algorithms: Annotated[str, typer.Option(
+        help="Comma-separated: rs, re, ls, asha, sh, hb, nsga2, moead, mstf, re-warm.")
+    ] = "rs,re,asha",
     workers: Annotated[int, typer.Option(help="Parallel simulated workers.")] = 4,
     budget: Annotated[str, typer.Option(help="Simulated wall-clock: 24h, 90m, 1d.")] = "24h",
     repeats: Annotated[int, typer.Option(help="Runs per algorithm.")] = 20,

@@ -1,4 +1,5 @@
-"""``tables/MANIFEST.json``: every released file with its table, sha256, bytes, rows and schema version.
+"""``tables/MANIFEST.json``: every released file with its table, sha256, bytes, rows and schema
+version.
 
 The release step writes it with :func:`write_manifest`; the store lists files from it; and
 ``medbench validate`` re-checks every entry with :func:`verify_files`.
@@ -56,7 +57,8 @@ def check_manifest_shape(manifest: object, where: str) -> dict:
                                                "rows"} <= set(entry):
             raise TableError(f"{where} has a malformed file entry: {entry!r}"[:300])
         if entry["table"] not in TABLE_NAMES:
-            raise TableError(f"{where} lists {entry['path']} under unknown table {entry['table']!r}")
+            raise TableError(f"{where} lists {entry['path']} under unknown table "
+                             f"{entry['table']!r}")
         p = str(entry["path"])
         if p.startswith("/") or ".." in Path(p).parts:
             raise TableError(f"{where} lists a path outside the tables folder: {p!r}")

@@ -527,7 +527,8 @@ def arrow_schema(table: str | Table):
 
 
 def partition_dir(table: str | Table, row: dict) -> str:
-    """Sub-folder (relative to ``tables/<table>``) of a row, e.g. ``space=unet3d/task=msd%2Fhippocampus``."""
+    """Sub-folder (relative to ``tables/<table>``) of a row, e.g.
+    ``space=unet3d/task=msd%2Fhippocampus``."""
     t = table if isinstance(table, Table) else get_table(table)
     return "/".join(partition_segment(col, row[col]) for col in t.partition_by)
 

@@ -30,14 +30,16 @@ def _split(text: str, what: str) -> tuple[float, str]:
 
 
 def parse_latency_ms(text: str | float) -> float:
-    """Latency in milliseconds from ``4ms``, ``4000us``, ``4000µs``, ``0.004s`` (bare number: ms)."""
+    """Latency in milliseconds from ``4ms``, ``4000us``, ``4000µs``, ``0.004s`` (bare number:
+    ms)."""
     if isinstance(text, (int, float)):
         return _non_negative(float(text), "latency")
     value, unit = _split(text, "latency")
     try:
         return value * _LATENCY_MS[unit.lower()]
     except KeyError:
-        raise BadValueError(f"unknown latency unit {unit!r} in {text!r}; use ms, us, µs or s") from None
+        raise BadValueError(f"unknown latency unit {unit!r} in {text!r}; use ms, us, µs or s"
+                            ) from None
 
 
 def parse_energy_mj(text: str | float) -> float:

@@ -41,7 +41,8 @@ class Report:
 
 
 def validate(root: str | Path) -> Report:
-    """Validate the release in folder ``root``; returns a :class:`Report` (never raises on bad data).
+    """Validate the release in folder ``root``; returns a :class:`Report` (never raises on bad
+    data).
 
     Raises:
         MedbenchError: only if ``root`` is not a folder.

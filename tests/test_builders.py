@@ -13,8 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from builders.msd import load_task, make_split
+from builders.data.msd import load_task, make_split
 from medbench.errors import MedbenchError
+
+# the slow tier: they train tiny networks
+pytestmark = pytest.mark.slow
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "msd"
 
@@ -157,7 +160,7 @@ def test_builder_resumes_and_release_is_idempotent(tiny_msd, tmp_path):
 
 
 def test_same_seed_gives_the_same_curve(tiny_msd, tmp_path):
-    from builders.msd import load_task
+    from builders.data.msd import load_task
     from builders.unet3d import Recipe, train_and_evaluate
 
     task = load_task("msd/hippocampus", tiny_msd, splits_dir=tmp_path / "s")

@@ -13,9 +13,13 @@ import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 
 from builders.release import release
 from medbench.validate import validate
+
+# the slow tier: it kills and resumes training builds
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 N_JOBS = 40

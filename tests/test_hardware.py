@@ -13,6 +13,7 @@ pytest.importorskip("onnxruntime")
 
 from builders import hardware  # noqa: E402
 from builders.measure import energy  # noqa: E402
+from medbench.spaces.nets import build  # noqa: E402
 
 
 def write_task(root, task: str, input_shape: list[int], n_classes: int) -> None:
@@ -219,7 +220,7 @@ def test_measure_classification_networks_at_the_tasks_size(tmp_path, release, ca
         params = store.sql("SELECT params FROM costs WHERE space = 'mstf'").fetchall()
         control = json.loads(store.sql("SELECT args FROM runs WHERE builder = "
                                        "'builders.hardware'").fetchall()[0][0])["control"]
-    net = mstf.build(cell, 3, 5)
+    net = build("mstf", cell, 3, 5)
     assert params == [(sum(p.numel() for p in net.parameters()),)]
     assert control["arch_id"] == small and control["onnxruntime/1"]["median_ms"] > 0
     # released: a rerun measures nothing; a setting not measured yet is measured
@@ -243,7 +244,7 @@ def test_msd_task_io_reads_channels_and_classes_from_the_tasks_row(tmp_path):
     """A multi-modal MSD task (e.g. BrainTumour: 4 input channels, 4 classes) is measured at
     its own channels and classes, at the unet3d builder's size unless --spatial says;
     without its tasks row, one clear error."""
-    from builders.unet3d import SPATIAL
+    from builders.data.msd import SPATIAL
     from medbench.errors import MedbenchError
 
     root = tmp_path / "t"
@@ -270,7 +271,7 @@ def test_block_decomposition_is_exact():
     import numpy as np
 
     from medbench.spaces import unet3d
-    from medbench.spaces._unet3d_torch import block_module
+    from medbench.spaces.nets.unet3d import block_module
 
     keys = set(unet3d.all_blocks(1))
     assert len(keys) == 1864
@@ -279,12 +280,12 @@ def test_block_decomposition_is_exact():
         assert set(blocks) <= keys
         n = sum(sum(p.numel() for p in block_module(b, (16, 16, 16), 3)[0].parameters())
                 for b in blocks)
-        assert n == sum(p.numel() for p in unet3d.build(arch, 1, 3).parameters())
+        assert n == sum(p.numel() for p in build("unet3d", arch, 1, 3).parameters())
 
 
 def test_block_inputs_chain_through_a_network():
     from medbench.spaces import unet3d
-    from medbench.spaces._unet3d_torch import block_module
+    from medbench.spaces.nets.unet3d import block_module
 
     arch = unet3d.from_id("s2|c8-16-32-64|k3-5-3-3|b1-2-1-1|r0-1-0-1")
     outputs = {}
@@ -409,7 +410,7 @@ def test_lut_build_skips_blocks_already_released(tmp_path, capsys):
 def test_activation_memory_counts_live_tensors():
     import torch
 
-    from builders.unet3d import activation_mb
+    from builders.measure.costs import activation_mb
     from medbench.spaces import unet3d
 
     # conv1 out (2 x 64 floats) dies once ReLU has run; at the peak, ReLU's output (512 B)
@@ -417,7 +418,7 @@ def test_activation_memory_counts_live_tensors():
     net = torch.nn.Sequential(torch.nn.Conv3d(1, 2, 3, padding=1), torch.nn.ReLU(),
                               torch.nn.Conv3d(2, 4, 3, padding=1))
     assert activation_mb(net, 1, (4, 4, 4), "cpu") == pytest.approx(1536 / 1e6)
-    small = unet3d.build(unet3d.from_id("s2|c8-16-32|k3-3-3|b1-1-1|r0-0-0"), 1, 3)
-    large = unet3d.build(unet3d.from_id("s2|c16-32-64|k3-3-3|b1-1-1|r0-0-0"), 1, 3)
+    small = build("unet3d", unet3d.from_id("s2|c8-16-32|k3-3-3|b1-1-1|r0-0-0"), 1, 3)
+    large = build("unet3d", unet3d.from_id("s2|c16-32-64|k3-3-3|b1-1-1|r0-0-0"), 1, 3)
     a, b = (activation_mb(n, 1, (16, 16, 16), "cpu") for n in (small, large))
     assert 0 < a < b

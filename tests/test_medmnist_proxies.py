@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("torch")
 medmnist = pytest.importorskip("medmnist")
 
-from builders import medmnist_data  # noqa: E402
+from builders.data import medmnist as medmnist_data  # noqa: E402
 from builders.proxies import PROXIES, classification_rows  # noqa: E402
 from medbench.errors import MedbenchError  # noqa: E402
 from medbench.spaces import mstf  # noqa: E402

@@ -11,9 +11,13 @@ pytest.importorskip("medmnist")
 
 from builders import mednns_supernet as zoo  # noqa: E402
 from builders.jobs import WorkDir, run_jobs  # noqa: E402
-from medbench.spaces import _mednns_supernet as sn  # noqa: E402
+from medbench.spaces.nets import mednns_supernet as sn  # noqa: E402
 from medbench.spaces import mednns  # noqa: E402
+from medbench.spaces.nets import build, build_supernet  # noqa: E402
 from test_medmnist_proxies import synthetic  # noqa: E402
+
+# the slow tier: they train supernets
+pytestmark = pytest.mark.slow
 
 ARCHS = [mednns.largest(), mednns.smallest(),
          *mednns.sample_choices(4, np.random.default_rng(0))]
@@ -22,7 +26,7 @@ ARCHS = [mednns.largest(), mednns.smallest(),
 @pytest.fixture(scope="module")
 def supernet():
     torch.manual_seed(0)
-    net = mednns.build_supernet(3, 5)
+    net = build_supernet("mednns", 3, 5)
     with torch.no_grad():  # statistics and scales that differ per channel, so slices matter
         for m in net.modules():  # (and residual branches opened: they start at zero)
             if isinstance(m, torch.nn.BatchNorm2d):
@@ -44,7 +48,7 @@ def test_extracted_subnet_computes_the_sliced_forward(supernet, arch):
 
 
 def test_residual_branches_start_as_the_identity():
-    net = mednns.build(mednns.smallest(), 1, 2)
+    net = build("mednns", mednns.smallest(), 1, 2)
     block = net.blocks[1]  # identity shortcut: the block passes its (non-negative) input
     x = torch.relu(torch.randn(2, block.body[0][0].in_channels, 6, 6))
     with torch.no_grad():
@@ -64,7 +68,7 @@ def test_the_largest_subnet_is_the_supernet(supernet):
 
 def test_training_a_subnet_touches_only_its_slices():
     torch.manual_seed(1)
-    net = mednns.build_supernet(1, 2).train()
+    net = build_supernet("mednns", 1, 2).train()
     with torch.no_grad():  # residual branches start at zero: open them so gradients flow
         for m in net.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
@@ -132,7 +136,7 @@ def test_training_resumes_to_the_same_weights_and_evaluates_a_zoo(tmp_path):
                for m in ("acc", "auc"))
     assert all(r["val_loss"] > 0 for r in ev)
     assert [c["params"] for c in rows["costs"]] == [
-        sum(p.numel() for p in mednns.build(mednns.from_id(a), 3, 5).parameters())
+        sum(p.numel() for p in build("mednns", mednns.from_id(a), 3, 5).parameters())
         for a in archs]
 
 
@@ -153,7 +157,7 @@ def test_a_3d_set_trains_a_3d_supernet_and_evaluates_its_zoo(tmp_path):
                for m in ("acc", "auc"))
     assert [c["input_shape"] for c in rows["costs"]] == [[1, 8, 8, 8]] * 2
     assert [c["params"] for c in rows["costs"]] == [
-        sum(p.numel() for p in mednns.build(mednns.from_id(a), 1, 2, dims=3).parameters())
+        sum(p.numel() for p in build("mednns", mednns.from_id(a), 1, 2, dims=3).parameters())
         for a in archs]
 
 

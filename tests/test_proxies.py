@@ -13,6 +13,7 @@ from torch import nn  # noqa: E402
 
 from builders.proxies import PROXIES, score  # noqa: E402
 from medbench.errors import UnknownNameError  # noqa: E402
+from medbench.spaces.nets import build  # noqa: E402
 
 mse = nn.MSELoss()
 
@@ -88,7 +89,7 @@ def test_every_proxy_runs_on_a_unet_and_is_seed_deterministic():
 
     from medbench.spaces import unet3d
 
-    net = unet3d.build(unet3d.from_id("s2|c4-8-16|k3-3-3|b1-1-1|r1-0-0"), 1, 3)
+    net = build("unet3d", unet3d.from_id("s2|c4-8-16|k3-3-3|b1-1-1|r1-0-0"), 1, 3)
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(4, 1, 16, 16, 16, generator=gen)
     y = torch.randint(0, 3, (4, 1, 16, 16, 16), generator=gen).float()
@@ -147,9 +148,9 @@ def test_proxy_builder_on_a_tiny_task(tmp_path, monkeypatch, capsys):
             "--seeds", "0", "1", "--batch-size", "3", "--spatial", "16", "16", "16",
             "--work", str(work), "--splits-dir", str(tmp_path / "s"), "--threads", "1"]
     assert main(args) == 2  # nothing to score
-    from builders import hardware
+    from builders import plans
 
-    monkeypatch.setattr(hardware, "architectures_to_measure",
+    monkeypatch.setattr(plans, "architectures_to_measure",
                         lambda *a: [tuple(arch.split(":", 1))])
     assert main(args) == 0
     assert main(args) == 0  # resume: nothing left

@@ -204,6 +204,7 @@ def test_simulate_command_writes_the_report(cli, release, tmp_path):
     again = cli(release, "simulate", "--task", "hippocampus", "--algorithms", "rs,re",
                 "--workers", "2", "--budget", "3h", "--repeats", "4", "--out",
                 str(tmp_path / "again"))
+    assert again.code == 0
     assert (tmp_path / "again" / "summary.md").read_text() == (out / "summary.md").read_text()
 
 

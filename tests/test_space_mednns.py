@@ -7,6 +7,7 @@ import pytest
 
 from medbench.errors import BadValueError
 from medbench.spaces import get_space, mednns
+from medbench.spaces.nets import build
 
 
 def test_size_is_mednns_count():
@@ -66,7 +67,7 @@ def test_smallest_and_largest_build_and_run(dims, size):
     x = torch.randn(2, 3, *([size] * dims))
     sizes = []
     for arch in (small, large):
-        net = mednns.build(arch, 3, 4, dims=dims)
+        net = build("mednns", arch, 3, 4, dims=dims)
         y = net(x)
         assert y.shape == (2, 4) and torch.isfinite(y).all()
         y.sum().backward()
@@ -75,5 +76,5 @@ def test_smallest_and_largest_build_and_run(dims, size):
         assert feats.shape[1] == mednns.stage_channels(3, arch.widths[5])
     assert sizes[0] < sizes[1]
     # blocks: base depths for the smallest, base + 2 for the largest
-    n_blocks = [len(mednns.build(a, 3, 4, dims=dims).blocks) for a in (small, large)]
+    n_blocks = [len(build("mednns", a, 3, 4, dims=dims).blocks) for a in (small, large)]
     assert n_blocks == [10, 18]

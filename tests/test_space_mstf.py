@@ -7,6 +7,7 @@ import pytest
 
 from medbench.errors import BadValueError
 from medbench.spaces import get_space, mstf
+from medbench.spaces.nets import build
 
 
 def test_size_and_round_trip():
@@ -63,7 +64,7 @@ def test_every_op_and_pool_builds_and_runs(dims):
     size = 28 if dims == 2 else 12
     x = torch.randn(2, 3, *([size] * dims))
     for arch in (a, b):
-        net = mstf.build(arch, 3, 5, dims=dims, channels=4)
+        net = build("mstf", arch, 3, 5, dims=dims, channels=4)
         y = net(x)
         assert y.shape == (2, 5) and torch.isfinite(y).all()
         y.sum().backward()
@@ -72,9 +73,9 @@ def test_every_op_and_pool_builds_and_runs(dims):
 
 
 def test_macro_layout():
-    from medbench.spaces._mstf_torch import MultiscaleReductionCell, NormalCell
+    from medbench.spaces.nets.mstf import MultiscaleReductionCell, NormalCell
 
-    net = mstf.build(mstf.sample(1, np.random.default_rng(1))[0], 1, 2)
+    net = build("mstf", mstf.sample(1, np.random.default_rng(1))[0], 1, 2)
     kinds = [type(c).__name__ for c in net.cells]
     assert kinds == ["NormalCell"] * 2 + ["MultiscaleReductionCell"] + ["NormalCell"] * 2 + \
         ["MultiscaleReductionCell"] + ["NormalCell"] * 2

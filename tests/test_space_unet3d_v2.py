@@ -10,6 +10,7 @@ import pytest
 
 from medbench.errors import BadValueError
 from medbench.spaces import get_space, unet3d, unet3d_v2
+from medbench.spaces.nets import build
 
 
 def test_size_and_enumeration_round_trip():
@@ -56,7 +57,8 @@ def test_one_convolution_per_block_cuts_the_cheapest_network_by_two_fifths():
 
 
 def test_plan_v2_is_stratified_deterministic_and_cheapest_first():
-    from builders.unet3d import DYNUNET_MEMBER_V2, SPATIAL, V2_BANDS, plan_v2
+    from builders.data.msd import SPATIAL
+    from builders.plans import DYNUNET_MEMBER_V2, V2_BANDS, plan_v2
 
     jobs = plan_v2(60, [0, 1, 2], reference=True)
     assert [j.key for j in jobs] == [j.key for j in plan_v2(60, [0, 1, 2], reference=True)]
@@ -91,8 +93,8 @@ def _norms(net):
 def test_v2_normalises_with_scale_and_shift_everywhere(arch_id, convs):
     depth = arch_id.count("-", 0, arch_id.index("|k")) + 1
     arch = unet3d_v2.from_id(arch_id + "|n" + "-".join([str(convs)] * depth))
-    v2 = unet3d_v2.build(arch, 1, 3)
-    v1 = unet3d.build(unet3d.from_id(arch_id), 1, 3)
+    v2 = build("unet3d-v2", arch, 1, 3)
+    v1 = build("unet3d", unet3d.from_id(arch_id), 1, 3)
     assert len(_norms(v2)) >= 2 * depth - 1 and all(n.affine for n in _norms(v2))
     assert _norms(v1) and not any(n.affine for n in _norms(v1))
     convs_run = [m for m in v2.modules() if isinstance(m, torch.nn.Conv3d)]
@@ -100,18 +102,17 @@ def test_v2_normalises_with_scale_and_shift_everywhere(arch_id, convs):
     with torch.no_grad():
         assert v2(torch.zeros(1, 1, 16, 16, 16)).shape == (1, 3, 16, 16, 16)
     with pytest.raises(BadValueError, match="version-1"):
-        unet3d_v2.build(unet3d.from_id("s2|c4-8-16|k3-3-3|b1-1-1|r0-0-0"), 1, 3)
+        build("unet3d-v2", unet3d.from_id("s2|c4-8-16|k3-3-3|b1-1-1|r0-0-0"), 1, 3)
 
 
 def test_the_dynunet_member_of_v2_has_its_normalisation_too():
-    from builders.unet3d import DYNUNET_MEMBER_V2
-    from medbench.spaces import dynunet
+    from builders.plans import DYNUNET_MEMBER_V2
 
     def norm_params(net):
         return sum(p.numel() for n in _norms(net) for p in n.parameters())
 
-    member = unet3d_v2.build(unet3d_v2.from_id(DYNUNET_MEMBER_V2), 1, 3)
-    assert norm_params(member) == norm_params(dynunet.build(1, 3)) > 0
+    member = build("unet3d-v2", unet3d_v2.from_id(DYNUNET_MEMBER_V2), 1, 3)
+    assert norm_params(member) == norm_params(build("dynunet", None, 1, 3)) > 0
 
 
 @pytest.mark.slow
@@ -121,7 +122,7 @@ def test_a_stride2_four_channel_network_predicts_both_classes(tmp_path):
     without scale and shift. Trained here on tiny synthetic volumes (two 3-voxel-thin
     structures, where the version-1 network of the same seeds predicted at most one class),
     the v2 network must find both foreground classes."""
-    from builders.msd import load_task
+    from builders.data.msd import load_task
     from builders.unet3d import Recipe, train_and_evaluate
     from test_builders import make_task
 

@@ -7,6 +7,7 @@ import pytest
 
 from medbench.errors import BadValueError, UnknownNameError
 from medbench.spaces import get_space, unet3d
+from medbench.spaces.nets import build
 
 
 def test_size_and_variants():
@@ -92,7 +93,7 @@ def test_every_choice_builds_and_keeps_the_shape(stride, depth, kernel, blocks, 
     widths = [unet3d.level_channels(level)[level % 4] for level in range(depth)]
     arch = unet3d.Arch(stride, tuple(widths), (kernel,) * depth, (blocks,) * depth,
                        (residual,) * depth)
-    net = unet3d.build(arch, in_channels=1, out_channels=3)
+    net = build("unet3d", arch, in_channels=1, out_channels=3)
     side = 2 ** (depth - 2 + stride)  # smallest input the variant accepts
     x = torch.zeros(2, 1, side, 2 * side, side)
     with torch.no_grad():
@@ -103,27 +104,25 @@ def test_every_width_builds():
     for w in range(len(unet3d.WIDTHS)):
         arch = unet3d.Arch(1, tuple(unet3d.level_channels(lv)[w] for lv in range(3)),
                            (3, 3, 3), (1, 1, 1), (0, 0, 0))
-        net = unet3d.build(arch, 1, 3)
+        net = build("unet3d", arch, 1, 3)
         assert net(torch.zeros(1, 1, 8, 8, 8)).shape == (1, 3, 8, 8, 8)
 
 
 def test_choices_change_the_network():
     base = unet3d.from_id("s1|c8-16-32|k3-3-3|b1-1-1|r0-0-0")
-    n = _params(unet3d.build(base, 1, 3))
+    n = _params(build("unet3d", base, 1, 3))
     for other in ("s1|c8-16-32|k5-3-3|b1-1-1|r0-0-0", "s1|c8-16-32|k3-3-3|b2-1-1|r0-0-0",
                   "s1|c8-16-32|k3-3-3|b1-1-1|r1-0-0", "s1|c16-16-32|k3-3-3|b1-1-1|r0-0-0"):
-        assert _params(unet3d.build(unet3d.from_id(other), 1, 3)) > n, other
+        assert _params(build("unet3d", unet3d.from_id(other), 1, 3)) > n, other
 
 
 def test_dynunet_reference_has_the_convolutions_of_its_space_member():
-    from medbench.spaces import dynunet
-
     def conv_params(net):
         return sum(p.numel() for m in net.modules() if isinstance(
             m, (torch.nn.Conv3d, torch.nn.ConvTranspose3d)) for p in m.parameters())
 
-    ref = dynunet.build(1, 3)
-    member = unet3d.build(unet3d.from_id(
+    ref = build("dynunet", None, 1, 3)
+    member = build("unet3d", unet3d.from_id(
         "s1|c32-64-128-256-320|k3-3-3-3-3|b1-1-1-1-1|r0-0-0-0-0"), 1, 3)
     assert conv_params(ref) == conv_params(member) == 16_538_563
 
@@ -132,7 +131,7 @@ def test_analytic_macs_match_torch_flop_counter():
     from torch.utils.flop_counter import FlopCounterMode
 
     for arch in unet3d.sample(12, np.random.default_rng(3)):
-        net = unet3d.build(arch, 1, 3).to("meta")
+        net = build("unet3d", arch, 1, 3).to("meta")
         with FlopCounterMode(display=False) as counter:
             net(torch.zeros(1, 1, 48, 64, 48, device="meta"))
         counted = counter.get_total_flops() // 2
@@ -140,7 +139,8 @@ def test_analytic_macs_match_torch_flop_counter():
 
 
 def test_standalone_plan_is_stratified_and_capped():
-    from builders.unet3d import DYNUNET_MEMBER, SPATIAL, plan
+    from builders.data.msd import SPATIAL
+    from builders.plans import DYNUNET_MEMBER, plan
 
     jobs = plan(60, [0, 1], reference=True)
     archs = [j.args["arch_id"] for j in jobs if j.args["space"] == "unet3d"]

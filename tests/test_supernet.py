@@ -10,7 +10,11 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("monai")
 
 from medbench.spaces import unet3d  # noqa: E402
-from medbench.spaces._unet3d_supernet import CMAX, SuperUNet  # noqa: E402
+from medbench.spaces.nets.unet3d_supernet import CMAX, SuperUNet  # noqa: E402
+from medbench.spaces.nets import build  # noqa: E402
+
+# the slow tier: they train and slice supernets
+pytestmark = pytest.mark.slow
 
 ARCHS = [
     "s2|c4-8-16|k3-3-3|b1-1-1|r0-0-0",                         # smallest kind
@@ -37,7 +41,7 @@ def test_sliced_forward_equals_the_extracted_network(supernet, arch_id):
     assert sliced.shape == (2, 3, 32, 32, 32)
     torch.testing.assert_close(sliced, standalone, rtol=1e-5, atol=1e-5)
     # the extracted network is the space's own network of that architecture
-    own = unet3d.build(arch, 1, 3)
+    own = build("unet3d", arch, 1, 3)
     assert [n for n, _ in own.named_parameters()] == [n for n, _ in net.named_parameters()]
 
 

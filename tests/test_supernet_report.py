@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from conftest import ARCHS, RUN, TASK, one_line_error
 
 import medbench

@@ -139,7 +139,8 @@ def manifest_garbage(release):
 
 FAULTS = [flip_byte, truncate, drop_column, duplicate_key, dice_out_of_range, nan_metric,
           per_class_out_of_range, per_class_nan, orphan_run_id, orphan_architecture, unknown_device,
-          bad_allowed_value, null_key, wrong_type, metric_not_the_catalogues, wrong_partition_folder, missing_file, unlisted_file,
+          bad_allowed_value, null_key, wrong_type, metric_not_the_catalogues,
+          wrong_partition_folder, missing_file, unlisted_file,
           manifest_row_count, manifest_garbage, seed_gap]
 
 EXPECTED = {

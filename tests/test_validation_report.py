@@ -100,7 +100,8 @@ def test_split_hygiene_checks_the_sha256_in_the_tasks_row(tmp_path):
         for f in (root / "tasks").rglob("*.parquet"):
             f.unlink()
         write_rows(root, "tasks", [{"task": TASK, "collection": "msd", "name": "hippocampus",
-                                    "dims": 3, "label_kind": "segmentation", "n_classes": 3, "n_train": 156,
+                                    "dims": 3, "label_kind": "segmentation", "n_classes": 3,
+                                    "n_train": 156,
                                     "n_val": 52, "n_test": 52, "metric": "dice",
                                     "split_sha256": sha, "run_id": "run-test"}], "t")
         (root / "MANIFEST.json").unlink(missing_ok=True)

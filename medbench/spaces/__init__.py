@@ -1,7 +1,7 @@
-"""Search spaces: one module per space, each with ``NAME``, ``n_archs()`` and ``build``.
+"""Search spaces: one module per space, each with ``NAME`` and ``n_archs()``, without torch.
 
-Modules are imported when asked for, so listing spaces imports nothing heavy; ``build``
-functions import torch and MONAI themselves.
+Modules are imported when asked for, so listing spaces imports nothing heavy. Their networks
+are built by :mod:`medbench.spaces.nets` (torch and MONAI), which no space module imports.
 """
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from medbench.errors import BadValueError, UnknownNameError
+from medbench.errors import UnknownNameError
 
-__all__ = ["MODULES", "get_space", "build_network"]
+__all__ = ["MODULES", "get_space"]
 
 MODULES = {
     "unet3d": "medbench.spaces.unet3d",
@@ -28,17 +28,3 @@ def get_space(name: str) -> ModuleType:
         return importlib.import_module(MODULES[name])
     except KeyError:
         raise UnknownNameError("space", name, sorted(MODULES)) from None
-
-
-def build_network(space: str, arch_id: str, in_channels: int, out_channels: int, dims: int):
-    """(network, arch_index, canonical config JSON) of one architecture of a space, for input
-    of ``dims`` spatial dimensions (imports torch; U-Net spaces are 3D only)."""
-    module = get_space(space)
-    unet = space in ("unet3d", "unet3d-v2", "dynunet")
-    if unet and dims != 3:
-        raise BadValueError(f"{space} networks are 3D, not {dims}D")
-    if space == "dynunet":  # one architecture, no id to parse
-        return module.build(in_channels, out_channels), 0, module.config_json()
-    arch = module.from_id(arch_id)
-    net = module.build(arch, in_channels, out_channels, **({} if unet else {"dims": dims}))
-    return net, arch.arch_index, arch.config_json()

@@ -3,14 +3,15 @@
 The reference that ``unet3d`` architectures are compared with on MSD tasks: five levels,
 3x3x3 kernels, strides (1, 2, 2, 2, 2), filters 32-64-128-256-320 (nnU-Net's doubling with
 its 320 cap), affine instance norm and LeakyReLU(0.01) as nnU-Net, two convolutions per
-level, no residual blocks, no deep supervision (so that it trains with exactly the recipe of every other architecture).
+level, no residual blocks, no deep supervision (so that it trains with exactly the recipe of
+every other architecture).
 """
 
 from __future__ import annotations
 
 import json
 
-__all__ = ["NAME", "ARCH_ID", "KWARGS", "n_archs", "config_json", "build"]
+__all__ = ["NAME", "ARCH_ID", "KWARGS", "n_archs", "config_json"]
 
 NAME = "dynunet"
 ARCH_ID = "nnunet-3d-fullres-5level"
@@ -33,12 +34,3 @@ def n_archs() -> int:
 def config_json() -> str:
     return json.dumps({"monai.networks.nets.DynUNet": KWARGS}, sort_keys=True,
                       separators=(",", ":"))
-
-
-def build(in_channels: int, out_channels: int):
-    """The reference network (imports torch and MONAI)."""
-    from monai.networks.nets import DynUNet
-
-    kwargs = {**KWARGS, "act_name": tuple(KWARGS["act_name"]),
-              "norm_name": tuple(KWARGS["norm_name"])}
-    return DynUNet(3, in_channels, out_channels, **kwargs)

@@ -21,7 +21,7 @@ indices into {0.65, 0.8, 1.0} (stem conv 1/2, stem conv 3, stages 1-4). 2.46e12 
 
 ``arch_id`` spells the canonical choices, e.g. ``s1|w2-1-0-2-1-0|d0-1-2-0|e20.25.35;...``:
 the stem flag, widths, per-stage extra depth, then each stage's expand ratios (x100) for its
-active blocks. No torch here; :func:`build` imports it.
+active blocks. No torch here; :func:`medbench.spaces.nets.build` builds the networks.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from medbench.errors import BadValueError
 
 __all__ = ["NAME", "BASE_DEPTH", "EXPANDS", "WIDTHS", "DIVISOR", "Arch", "n_archs", "encode",
            "decode", "from_id", "sample", "sample_choices", "stage_channels", "largest",
-           "smallest", "build", "build_supernet"]
+           "smallest"]
 
 NAME = "mednns"
 BASE_DEPTH = (2, 2, 4, 2)
@@ -242,18 +242,3 @@ def largest() -> Arch:
 def smallest() -> Arch:
     """The smallest architecture: no stem block, base depths, widths 0.65, expand 0.2."""
     return Arch(0, (0,) * 6, tuple((EXPANDS[0],) * b for b in BASE_DEPTH))
-
-
-def build_supernet(in_channels: int, n_classes: int, dims: int = 2):
-    """The weight-sharing supernet of the space (imports torch); see
-    :mod:`medbench.spaces._mednns_supernet`."""
-    from medbench.spaces._mednns_supernet import build_supernet as _build
-
-    return _build(in_channels, n_classes, dims)
-
-
-def build(arch: Arch, in_channels: int, n_classes: int, dims: int = 2):
-    """The network of ``arch`` as a torch module (imports torch)."""
-    from medbench.spaces._mednns_torch import MedNNSResNet
-
-    return MedNNSResNet(arch, in_channels, n_classes, dims=dims)

@@ -20,7 +20,7 @@ paper and DARTS (Liu et al., ICLR 2019), with the macro layout sized for 28-pixe
 
 ``arch_id`` spells the choices, e.g.
 ``n:s3@0,sk@1;d3@0,s5@2;ap3@1,s3@3;sk@0,d5@4|r:ap2,ap3,mp3,mp4`` (node by node: op@input).
-This module needs no torch; :func:`build` imports it.
+This module needs no torch; :func:`medbench.spaces.nets.build` builds the networks.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from itertools import combinations
 from medbench.errors import BadValueError
 
 __all__ = ["NAME", "OPS", "POOLS", "NODES", "LAYERS", "CHANNELS", "Arch", "n_archs", "encode",
-           "decode", "from_id", "sample", "build"]
+           "decode", "from_id", "sample"]
 
 NAME = "mstf"
 #: Normal-cell operations (DARTS PRIMITIVES) with their short codes in ``arch_id``.
@@ -158,12 +158,3 @@ def sample(n: int, rng) -> list[Arch]:
         for i in rng.integers(0, total, size=n - len(seen)):
             seen.setdefault(int(i), None)
     return [decode(i) for i in seen]
-
-
-def build(arch: Arch, in_channels: int, n_classes: int, dims: int = 2,
-          channels: int = CHANNELS, layers: int = LAYERS):
-    """The network of ``arch`` as a torch module (imports torch)."""
-    from medbench.spaces._mstf_torch import MSTFNetwork
-
-    return MSTFNetwork(arch, in_channels, n_classes, dims=dims, channels=channels,
-                       layers=layers)

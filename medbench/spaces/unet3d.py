@@ -23,8 +23,8 @@ has the convolutions of MONAI's ``DynUNet`` configured nnU-Net-style).
 
 ``arch_id`` spells the choices, level by level, e.g. ``s2|c8-16-32|k3-5-3|b1-2-1|r0-1-0``;
 ``arch_index`` is the position in a mixed-radix enumeration (variants (stride, levels) in
-the order of :data:`VARIANTS`, then level 0 most significant). Everything here but
-:func:`build` runs without torch.
+the order of :data:`VARIANTS`, then level 0 most significant). Nothing here needs torch:
+:func:`medbench.spaces.nets.build` builds the networks.
 
 Versions: this module holds both versions of the grammar; an :class:`Arch` carries its
 ``version``. Version 1 (space ``unet3d``) normalises with instance norm *without* learnable
@@ -49,7 +49,7 @@ from medbench.errors import BadValueError
 
 __all__ = ["NAME", "DEPTHS", "STRIDES", "VARIANTS", "WIDTHS", "VERSIONS", "macs", "blocks",
            "all_blocks", "KERNELS", "BLOCKS", "RESIDUAL", "Arch", "n_archs", "encode", "decode",
-           "from_id", "sample", "build", "level_channels"]
+           "from_id", "sample", "level_channels"]
 
 NAME = "unet3d"
 DEPTHS = (3, 4, 5)
@@ -332,18 +332,3 @@ def all_blocks(in_channels: int, version: int = 1) -> list[str]:
         for c in level_channels(0):
             keys[f"head|s{stride}|c{c}"] = None
     return list(keys)
-
-
-def build_supernet(in_channels: int, out_channels: int):
-    """The weight-sharing supernet holding every architecture (imports torch and MONAI)."""
-    from medbench.spaces._unet3d_supernet import SuperUNet
-
-    return SuperUNet(in_channels, out_channels)
-
-
-def build(arch: Arch, in_channels: int, out_channels: int):
-    """The network of ``arch`` as a torch module (imports torch and MONAI)."""
-    from medbench.spaces._unet3d_torch import SearchableUNet
-
-    return SearchableUNet(arch, in_channels, out_channels,
-                          affine=VERSIONS[arch.version].affine_norm)

@@ -21,7 +21,8 @@ two changes.
   at most one foreground class, so it is not in the space.)
 
 Size: 64 choices per level, so 64**3 + 64**4 + 64**5 + 64**3 + 64**4 = 1,107,820,544
-architectures. Everything here but :func:`build` runs without torch.
+architectures. Nothing here needs torch: :func:`medbench.spaces.nets.build` builds the
+networks.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from medbench.spaces.unet3d import (BLOCKS, DEPTHS, KERNELS, RESIDUAL, STRIDES, 
 
 __all__ = ["NAME", "VERSION", "DEPTHS", "STRIDES", "VARIANTS", "WIDTHS", "KERNELS", "BLOCKS",
            "RESIDUAL", "CONVS", "Arch", "n_archs", "n_per_level", "encode", "decode", "from_id",
-           "sample", "macs", "blocks", "all_blocks", "build", "level_channels"]
+           "sample", "macs", "blocks", "all_blocks", "level_channels"]
 
 VERSION = 2
 NAME = _grammar.VERSIONS[VERSION].space
@@ -68,14 +69,6 @@ def sample(n: int, rng) -> list[Arch]:
 def all_blocks(in_channels: int) -> list[str]:
     """Every block key of the space (the lookup table's rows), in a fixed order."""
     return _grammar.all_blocks(in_channels, VERSION)
-
-
-def build(arch: Arch, in_channels: int, out_channels: int):
-    """The network of ``arch`` as a torch module (imports torch and MONAI)."""
-    if arch.version != VERSION:
-        raise _grammar.BadValueError(f"{NAME}: {arch.arch_id} is a version-{arch.version} "
-                                     "architecture")
-    return _grammar.build(arch, in_channels, out_channels)
 
 
 def n_per_level() -> int:

@@ -17,11 +17,15 @@ from medbench.catalog import TASKS
 from medbench.errors import MedbenchError
 from medbench.manifest import atomic_write_bytes, sha256_file
 
-__all__ = ["MsdTask", "load_task", "make_split", "SPLIT_FRACTIONS", "SPLIT_SEED", "SPLITS_DIR"]
+__all__ = ["MsdTask", "load_task", "make_split", "SPLIT_FRACTIONS", "SPLIT_SEED", "SPLITS_DIR",
+           "SPATIAL"]
+
+#: The size MSD hippocampus volumes are zero-padded to (every case fits): the networks' input.
+SPATIAL = (48, 64, 48)
 
 SPLIT_FRACTIONS = (0.6, 0.2, 0.2)
 SPLIT_SEED = 0
-SPLITS_DIR = Path(__file__).resolve().parent / "splits"
+SPLITS_DIR = Path(__file__).resolve().parent.parent / "splits"
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 The supernet is the space's largest network (:func:`medbench.spaces.mednns.largest`: the
 stem's residual block, every stage at its deepest, width 1.0 everywhere, expand ratio 0.35),
-an ordinary :class:`~medbench.spaces._mednns_torch.MedNNSResNet`. An architecture uses, as
+an ordinary :class:`~medbench.spaces.nets.mednns.MedNNSResNet`. An architecture uses, as
 in Once-for-All:
 
 - the first blocks of each stage (``d``: the last ones are dropped) and the stem's residual
@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from medbench.spaces import mednns
-from medbench.spaces._mednns_torch import MedNNSResNet
+from medbench.spaces.nets.mednns import MedNNSResNet
 
 __all__ = ["build_supernet", "subnet_parameters", "forward", "extract", "recalibrate"]
 

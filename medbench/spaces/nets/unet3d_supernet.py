@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from medbench.spaces import unet3d
-from medbench.spaces._unet3d_torch import SearchableUNet
+from medbench.spaces.nets.unet3d import SearchableUNet
 
 KMAX = max(unet3d.KERNELS)
 CMAX = tuple(max(unet3d.level_channels(level)) for level in range(max(unet3d.DEPTHS)))
