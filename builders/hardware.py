@@ -38,13 +38,12 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 from medbench.catalog import resolve_space, resolve_task
 from medbench.errors import MedbenchError
 
-from builders.jobs import Job, WorkDir, add_backend_args, at_least, run_jobs
+from builders.jobs import Job, WorkDir, add_backend_args, at_least, finish, run_jobs
 from builders.measure.device import check_same_device, cpu_identity, probe_device
 from builders.measure.energy import (
     RAPL_ROOT,
@@ -414,7 +413,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lut-only-needed", action="store_true", help="with --lut: only the "
                     "blocks of the architectures that would be measured")
     ap.add_argument("--fit-lut", action="store_true", help="fit the table's overhead on the "
-                    "measured networks in --tables and predict the unmeasured ones")
+                    "measured networks in --tables and predict the unmeasured ones, into a "
+                    "work folder to release")
     add_backend_args(ap)
     args = ap.parse_args(argv)
     if args.fit_lut:
@@ -541,37 +541,31 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _fit_main(args) -> int:
+    """``--fit-lut``: a job in ``--work``/lut-fit/<task> whose rows (``lut`` predictions in
+    ``hardware``, the fit's summary in ``runs.args``) ``builders.release`` puts in the tables,
+    as every build's."""
 
-    from medbench.manifest import write_manifest
-    from medbench.release import write_rows
-
-    from builders.jobs import git_commit
-
-    try:
+    def build() -> dict:
         task = resolve_task(args.task)
-        run_id = f"hardware-fit-lut-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
-        rows, summary = fit_lut(args.tables, task, run_id)
+        rows, summary = fit_lut(args.tables, task, "")
         if not summary:
             raise MedbenchError(f"no latency table with measured networks for {task} in "
                                 f"{args.tables}")
+        work = WorkDir(Path(args.work) / "lut-fit" / task.replace("/", "_"))
         if not any(rows.values()):
-            print(json.dumps(summary))
-            return 0
-        t0 = datetime.now(timezone.utc).replace(tzinfo=None)
-        for table, table_rows in rows.items():
-            if table_rows:
-                write_rows(args.tables, table, table_rows, run_id)
-        write_rows(args.tables, "runs", [{
-            "run_id": run_id, "builder": BUILDER, "builder_version": VERSION,
-            "git_commit": git_commit(), "args": json.dumps({"fit_lut": summary}),
-            "status": "ok", "started_at": t0, "finished_at": t0, "seconds": 0.0,
-            "rows_written": sum(len(v) for v in rows.values())}], run_id)
-        write_manifest(args.tables)
-    except MedbenchError as e:
-        print(f"builders.hardware: error: {e}", file=sys.stderr)
-        return 2
-    print(json.dumps(summary))
-    return 0
+            return {"fit_lut": summary, "work": str(work.root), "rows": 0}
+        digest = hashlib.sha256(json.dumps([rows, summary], sort_keys=True, default=str)
+                                .encode()).hexdigest()[:10]
+
+        def run(job: Job, run_id: str) -> dict[str, list[dict]]:
+            return fit_lut(args.tables, task, run_id)[0]
+
+        counts = run_jobs(work, [Job(f"fit-{digest}", {"fit_lut": summary})], run,
+                          builder=BUILDER, version=VERSION, device=probe_device()["device"])
+        return {**counts, "fit_lut": summary, "work": str(work.root),
+                "rows": sum(len(v) for v in rows.values())}
+
+    return finish("builders.hardware", build)
 
 
 if __name__ == "__main__":

@@ -334,13 +334,24 @@ def test_measure_blocks_and_fit_the_table(release, tmp_path, capsys):
                "a3")
     write_manifest(release)
     capsys.readouterr()
-    assert hardware.main(["--fit-lut", "--tables", str(release)]) == 0
-    (fit,) = json.loads(capsys.readouterr().out)
+    work = tmp_path / "hw"
+    fit_args = ["--fit-lut", "--tables", str(release), "--work", str(work)]
+    assert hardware.main(fit_args) == 0
+    out = json.loads(capsys.readouterr().out.splitlines()[-1])
+    (fit,) = out["fit_lut"]
+    # nothing goes into the tables but through a release of the work folder
+    with medbench.open(release) as store:
+        assert store.sql("SELECT count(*) FROM hardware WHERE latency_method = 'lut'"
+                         ).fetchall() == [(0,)]
+    from builders.release import release as do_release
+
+    assert do_release(out["work"], release)["hardware"] == 1
     # leave-one-out: each network is predicted with the other's gap (4 for a1, 2 for a2)
     m1, m2 = sums[a1.arch_id] + 2.0, sums[a2.arch_id] + 4.0
     assert fit["n"] == 2 and fit["overhead_ms"] == pytest.approx(3.0)
     assert fit["mape_pct"] == pytest.approx(100 * (2.0 / m1 + 2.0 / m2) / 2)
-    assert hardware.main(["--fit-lut", "--tables", str(release)]) == 0  # idempotent
+    assert hardware.main(fit_args) == 0  # idempotent: nothing left to predict
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["rows"] == 0
     from medbench.validate import validate
 
     assert validate(release).ok, validate(release).problems
