@@ -111,3 +111,60 @@ def test_training_resumes_per_epoch_and_subnets_are_evaluated(tmp_path):
                          ).fetchall()
     assert len(rows) == 2 and all(r[0] == "supernet" and r[1] == 3 for r in rows)
     assert all(0 <= r[2] <= 1 and 0 <= r[3] <= 1 for r in rows)
+
+
+#: unet3d-v2 architectures inside the edge cap 8-16-64 (stride 2, three levels): one- and
+#: two-convolution blocks, plain and residual, strided residual projections, two blocks.
+V2_ARCHS = [
+    "s2|c4-8-16|k3-3-3|b1-1-1|r0-0-0|n1-1-1",
+    "s2|c4-8-16|k3-3-5|b2-1-1|r1-0-1|n1-2-1",
+    "s2|c8-16-64|k5-5-5|b2-2-2|r1-1-1|n2-2-2",
+    "s2|c8-8-32|k3-5-3|b1-2-2|r1-1-0|n1-1-2",
+]
+
+
+@pytest.fixture(scope="module")
+def edge_supernet():
+    torch.manual_seed(0)
+    from medbench.spaces.nets import build_supernet
+
+    net = build_supernet("unet3d-v2", 1, 3, cmax=(8, 16, 64))
+    with torch.no_grad():  # norms, slopes and biases away from their start, checked too
+        for block in net.modules():
+            if hasattr(block, "norm_w"):
+                block.norm_w.uniform_(0.5, 1.5)
+                block.norm_b.uniform_(-0.5, 0.5)
+                block.prelu.uniform_(0.1, 0.4)
+        net.out_b.uniform_(-0.5, 0.5)
+    return net
+
+
+@pytest.mark.parametrize("arch_id", V2_ARCHS)
+def test_v2_sliced_forward_equals_the_extracted_network(edge_supernet, arch_id):
+    from medbench.spaces import unet3d_v2
+
+    arch = unet3d_v2.from_id(arch_id)
+    x = torch.randn(2, 1, 32, 32, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        sliced = edge_supernet(x, arch)
+        net = edge_supernet.extract(arch)
+        standalone = net(x)
+    torch.testing.assert_close(sliced, standalone, rtol=1e-5, atol=1e-5)
+    own = build("unet3d-v2", arch, 1, 3)
+    assert [n for n, _ in own.named_parameters()] == [n for n, _ in net.named_parameters()]
+    # every parameter of the extracted network came from the supernet (none left at init)
+    fresh = dict(own.named_parameters())
+    copied = [n for n, p in net.named_parameters() if not torch.equal(p, fresh[n])]
+    assert len(copied) == len(fresh)
+
+
+def test_v2_supernet_refuses_what_it_does_not_hold(edge_supernet):
+    from medbench.spaces import unet3d_v2
+
+    x = torch.randn(1, 1, 32, 32, 32)
+    for arch_id in ("s2|c16-16-64|k3-3-3|b1-1-1|r0-0-0|n1-1-1",      # wider than the cap
+                    "s2|c4-8-16-32|k3-3-3-3|b1-1-1-1|r0-0-0-0|n1-1-1-1"):  # deeper
+        with pytest.raises(ValueError, match="not in this supernet"):
+            edge_supernet(x, unet3d_v2.from_id(arch_id))
+    with pytest.raises(ValueError, match="not in this supernet"):  # a version-1 architecture
+        edge_supernet(x, unet3d.from_id("s2|c4-8-16|k3-3-3|b1-1-1|r0-0-0"))

@@ -52,11 +52,13 @@ def build(space: str, arch, in_channels: int, out_channels: int, **kwargs):
 
 
 def build_supernet(space: str, in_channels: int, out_channels: int, **kwargs):
-    """The weight-sharing supernet of ``space`` (``unet3d``, or ``mednns`` with ``dims``)."""
-    if space == "unet3d":
+    """The weight-sharing supernet of ``space``: ``unet3d`` or ``unet3d-v2`` (``cmax``: the
+    channels per level it holds, default the space's), or ``mednns`` (``dims``)."""
+    if space in ("unet3d", "unet3d-v2"):
         from medbench.spaces.nets.unet3d_supernet import SuperUNet
 
-        return SuperUNet(in_channels, out_channels)
+        return SuperUNet(in_channels, out_channels, version=1 if space == "unet3d" else 2,
+                         **kwargs)
     if space == "mednns":
         from medbench.spaces.nets.mednns_supernet import build_supernet as mednns_supernet
 
