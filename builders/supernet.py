@@ -1,4 +1,10 @@
-"""Train the ``unet3d`` weight-sharing supernet on an MSD task, then evaluate its subnets.
+"""Train a ``unet3d`` weight-sharing supernet on an MSD task, then evaluate its subnets.
+
+``--space unet3d`` (the default) holds the whole version-1 space; ``--space unet3d-v2
+--cmax 8 16 64`` holds the version-2 U-Nets of first-level stride 2 whose channels per level
+stay within ``--cmax`` (3 levels here; the edge part of the space: 49,152 architectures, the
+largest 2.3 GMACs at 48x64x48), with the affine norms and one- or two-convolution blocks of
+version 2 (:class:`~medbench.spaces.unet3d.Subspace`).
 
     python -m builders.supernet train --task hippocampus --data-root ../shared/data/msd \\
         [--epochs 100] [--sampling sandwich|uniform] [--random-subnets 2]
@@ -55,6 +61,25 @@ class Recipe:
     random_subnets: int = 2
     spatial_size: tuple[int, int, int] = (48, 64, 48)
     seed: int = 0
+    #: ``unet3d`` (the whole space) or ``unet3d-v2`` over the stride-2 subspace of ``cmax``
+    space: str = "unet3d"
+    cmax: tuple[int, ...] = ()
+
+    def subspace(self):
+        """The architectures the supernet holds: a :class:`~medbench.spaces.unet3d.Subspace`
+        (``unet3d-v2``), or None for the whole ``unet3d`` space."""
+        from medbench.spaces.unet3d import Subspace
+
+        return Subspace(2, 2, self.cmax) if self.space == "unet3d-v2" else None
+
+    def bounds(self) -> tuple:
+        """(largest, smallest) architecture of the supernet."""
+        from medbench.spaces import unet3d
+
+        sub = self.subspace()
+        if sub is None:
+            return unet3d.from_id(LARGEST), unet3d.from_id(SMALLEST)
+        return sub.largest(), sub.smallest()
 
 
 class _Subnet:
@@ -74,9 +99,11 @@ class _Subnet:
 def _subnets(recipe: Recipe, rng) -> list:
     from medbench.spaces import unet3d
 
-    picks = unet3d.sample(recipe.random_subnets, rng) if recipe.random_subnets else []
+    sub = recipe.subspace()
+    draw = unet3d.sample if sub is None else sub.sample
+    picks = draw(recipe.random_subnets, rng) if recipe.random_subnets else []
     if recipe.sampling == "sandwich":
-        return [unet3d.from_id(LARGEST), unet3d.from_id(SMALLEST), *picks]
+        return [*recipe.bounds(), *picks]
     return picks
 
 
@@ -105,7 +132,8 @@ def _state(task, recipe: Recipe, device: str, work: WorkDir, epoch: int):
     from medbench.spaces.nets import build_supernet
 
     torch.manual_seed(recipe.seed)
-    net = build_supernet("unet3d", task.n_channels, len(task.class_names)).to(device)
+    net = build_supernet(recipe.space, task.n_channels, len(task.class_names),
+                         **({"cmax": recipe.cmax} if recipe.cmax else {})).to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=recipe.epochs)
     elapsed = 0.0
@@ -130,7 +158,6 @@ def train_epoch(job: Job, run_id: str, *, task, recipe: Recipe, device: str, wor
     from monai.losses import DiceCELoss
 
     from builders.measure.metrics import segmentation_metrics
-    from medbench.spaces import unet3d
 
     epoch = job.args["epoch"]
     # A checkpoint holds weights and optimiser moments (1.7 GB for the full supernet): keep
@@ -160,7 +187,7 @@ def train_epoch(job: Job, run_id: str, *, task, recipe: Recipe, device: str, wor
         n += len(x)
     sched.step()
     elapsed += time.perf_counter() - t0
-    largest = unet3d.from_id(LARGEST)
+    largest = recipe.bounds()[0]
     val = DataLoader(data["val"], batch_size=recipe.batch_size)
     val_dice = segmentation_metrics(_Subnet(net, largest), val, len(task.class_names), device,
                         recipe.spatial_size, full=False)["dice"]
@@ -169,11 +196,11 @@ def train_epoch(job: Job, run_id: str, *, task, recipe: Recipe, device: str, wor
                 "scheduler": sched.state_dict(), "elapsed_seconds": elapsed, "epoch": epoch,
                 "recipe": asdict(recipe)}, buf)
     atomic_write_bytes(_checkpoint(work, epoch), buf.getvalue())
-    key = {"space": "unet3d", "arch_id": LARGEST, "task": task.task, "method": "supernet",
-           "seed": recipe.seed}
+    key = {"space": recipe.space, "arch_id": largest.arch_id, "task": task.task,
+           "method": "supernet", "seed": recipe.seed}
     return {"curves": [{**key, "epoch": epoch, "train_loss": total / n, "val_dice": val_dice,
                         "elapsed_seconds": elapsed, "run_id": run_id}],
-            "architectures": [{"space": "unet3d", "arch_id": LARGEST,
+            "architectures": [{"space": recipe.space, "arch_id": largest.arch_id,
                                "arch_index": largest.arch_index,
                                "config": largest.config_json(), "run_id": run_id}],
             "tasks": [task.tasks_row([task.n_channels, *recipe.spatial_size], run_id)]}
@@ -185,16 +212,17 @@ def evaluate_chunk(job: Job, run_id: str, *, task, recipe: Recipe, device: str,
     from monai.data import DataLoader
 
     from builders.measure.metrics import segmentation_metrics
-    from medbench.spaces import unet3d
+    from medbench.spaces import get_space
 
+    space = get_space(recipe.space)
     if "net" not in cache:
         cache["net"] = _state(task, recipe, device, work, epoch)[0].eval()
     net, data = cache["net"], _data(task, recipe, cache)
     loaders = {p: DataLoader(data[p], batch_size=recipe.batch_size) for p in ("val", "test")}
     evals, archs = [], []
     for arch_id in job.args["archs"]:
-        arch = unet3d.from_id(arch_id)
-        row = {"space": "unet3d", "arch_id": arch_id, "task": task.task, "method": "supernet",
+        arch = space.from_id(arch_id)
+        row = {"space": recipe.space, "arch_id": arch_id, "task": task.task, "method": "supernet",
                "seed": recipe.seed, "epochs": epoch, "device": device_name(device),
                "run_id": run_id}
         for part, loader in loaders.items():
@@ -203,7 +231,7 @@ def evaluate_chunk(job: Job, run_id: str, *, task, recipe: Recipe, device: str,
                                                     recipe.spatial_size).items():
                 row[f"{part}_{name}"] = value
         evals.append(row)
-        archs.append({"space": "unet3d", "arch_id": arch_id, "arch_index": arch.arch_index,
+        archs.append({"space": recipe.space, "arch_id": arch_id, "arch_index": arch.arch_index,
                       "config": arch.config_json(), "run_id": run_id})
     return {"evaluations": evals, "architectures": archs,
             "tasks": [task.tasks_row([task.n_channels, *recipe.spatial_size], run_id)]}
@@ -222,6 +250,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--random-subnets", type=int, default=Recipe.random_subnets)
     ap.add_argument("--spatial", type=int, nargs=3, default=list(Recipe.spatial_size))
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--space", choices=("unet3d", "unet3d-v2"), default="unet3d",
+                    help="unet3d: the whole space; unet3d-v2: its stride-2 subspace up to "
+                         "--cmax channels per level")
+    ap.add_argument("--cmax", type=int, nargs="+", default=[8, 16, 64],
+                    help="unet3d-v2: the most channels per level (its length: the levels)")
     ap.add_argument("--archs", type=at_least(1), default=10_000, help="evaluate: uniform draws")
     ap.add_argument("--sample-seed", type=int, default=0)
     ap.add_argument("--chunk", type=at_least(1), default=100, help="evaluate: archs per job")
@@ -239,20 +272,27 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         from builders.data import msd
-        from medbench.spaces import unet3d
+        from medbench.spaces import get_space, unet3d
 
         task_id = resolve_task(args.task)
         if args.epochs < 1 or args.random_subnets < 0 or args.chunk < 1:
             raise MedbenchError("--epochs and --chunk must be >= 1, --random-subnets >= 0")
         if args.sampling == "uniform" and args.random_subnets < 1:
             raise MedbenchError("--sampling uniform needs --random-subnets >= 1")
+        v2 = args.space == "unet3d-v2"
+        if v2 and (len(args.cmax) not in (3, 4) or any(
+                c not in unet3d.level_channels(level) for level, c in enumerate(args.cmax))):
+            raise MedbenchError(f"--cmax {args.cmax}: 3 or 4 levels, each one of its level's "
+                                "widths (4-32, 8-64, 16-128, 32-256)")
         recipe = Recipe(epochs=args.epochs, sampling=args.sampling,
                         random_subnets=args.random_subnets,
-                        spatial_size=tuple(args.spatial), seed=args.seed)
+                        spatial_size=tuple(args.spatial), seed=args.seed, space=args.space,
+                        cmax=tuple(args.cmax) if v2 else ())
         size = "x".join(map(str, recipe.spatial_size))
+        edge = f"-v2-c{'-'.join(map(str, recipe.cmax))}" if v2 else ""
         work = WorkDir(Path(args.work) / task_id.replace("/", "_") /
-                       f"v{VERSION}-{recipe.sampling}{recipe.random_subnets}-e{recipe.epochs}"
-                       f"-{size}-s{recipe.seed}")
+                       f"v{VERSION}{edge}-{recipe.sampling}{recipe.random_subnets}"
+                       f"-e{recipe.epochs}-{size}-s{recipe.seed}")
         if args.threads:
             torch.set_num_threads(args.threads)
         device = torch_device(args.device)
@@ -272,10 +312,15 @@ def main(argv: list[str] | None = None) -> int:
                                     f"{work.root}; train it first")
             from builders.plans import architectures_to_measure
 
-            ids = [a.arch_id for a in unet3d.sample(args.archs,
-                                                    np.random.default_rng(args.sample_seed))]
+            sub = recipe.subspace()
+            rng = np.random.default_rng(args.sample_seed)
+            ids = [a.arch_id for a in (unet3d.sample(args.archs, rng) if sub is None
+                                       else sub.sample(args.archs, rng))]
+            # and every architecture with standalone results that the supernet holds
+            space = get_space(recipe.space)
             ids += [a for s, a in architectures_to_measure(args.tables, task_id, 0)
-                    if s == "unet3d" and a not in set(ids)]
+                    if s == recipe.space and a not in set(ids)
+                    and (sub is None or space.from_id(a) in sub)]
             jobs = [Job(f"eval-e{last}-{i // args.chunk:05d}",
                         {"archs": ids[i:i + args.chunk], "checkpoint": last})
                     for i in range(0, len(ids), args.chunk)]

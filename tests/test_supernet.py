@@ -168,3 +168,40 @@ def test_v2_supernet_refuses_what_it_does_not_hold(edge_supernet):
             edge_supernet(x, unet3d_v2.from_id(arch_id))
     with pytest.raises(ValueError, match="not in this supernet"):  # a version-1 architecture
         edge_supernet(x, unet3d.from_id("s2|c4-8-16|k3-3-3|b1-1-1|r0-0-0"))
+
+
+def test_the_v2_edge_supernet_trains_and_evaluates_its_subspace(tmp_path):
+    import json
+
+    import medbench
+    from builders.release import release
+    from builders.supernet import main
+    from medbench.spaces.unet3d import Subspace
+    from medbench.validate import validate
+    from test_builders import make_task
+
+    data = make_task(tmp_path / "msd", n_cases=8)
+    base = ["--data-root", str(data), "--epochs", "1", "--space", "unet3d-v2", "--cmax", "4",
+            "8", "16", "--random-subnets", "1", "--spatial", "32", "32", "32", "--work",
+            str(tmp_path / "w"), "--splits-dir", str(tmp_path / "splits"), "--threads", "1"]
+    assert main(["train", *base]) == 0
+    assert main(["evaluate", *base, "--archs", "3", "--tables", str(tmp_path / "none")]) == 0
+    assert main(["train", *base[:-2], "--cmax", "4", "8", "17"]) == 2  # not a width
+    root = next((tmp_path / "w" / "msd_hippocampus").iterdir())
+    assert "-v2-c4-8-16-" in root.name
+    tables = tmp_path / "tables"
+    release(root, tables)
+    release(root / "evaluate", tables)
+    assert validate(tables).ok
+    sub = Subspace(2, 2, (4, 8, 16))
+    with medbench.open(tables) as store:
+        evals = store.sql("SELECT space, arch_id, method FROM evaluations").fetchall()
+        (curve,) = store.sql("SELECT space, arch_id FROM curves").fetchall()
+        args = json.loads(store.sql("SELECT args FROM runs WHERE args LIKE '%recipe%' "
+                                    "LIMIT 1").fetchall()[0][0])
+    from medbench.spaces import unet3d_v2
+
+    assert len(evals) == 3 and all(s == "unet3d-v2" and m == "supernet" for s, _, m in evals)
+    assert all(unet3d_v2.from_id(a) in sub for _, a, _ in evals)
+    assert curve == ("unet3d-v2", sub.largest().arch_id)
+    assert args["recipe"]["cmax"] == [4, 8, 16]

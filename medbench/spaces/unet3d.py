@@ -49,7 +49,7 @@ from medbench.errors import BadValueError
 
 __all__ = ["NAME", "DEPTHS", "STRIDES", "VARIANTS", "WIDTHS", "VERSIONS", "macs", "blocks",
            "all_blocks", "KERNELS", "BLOCKS", "RESIDUAL", "Arch", "n_archs", "encode", "decode",
-           "from_id", "sample", "level_channels"]
+           "from_id", "sample", "level_channels", "Subspace"]
 
 NAME = "unet3d"
 DEPTHS = (3, 4, 5)
@@ -255,6 +255,55 @@ def sample(n: int, rng, version: int = 1) -> list[Arch]:
         for i in rng.integers(0, total, size=n - len(seen)):
             seen.setdefault(int(i), None)
     return [decode(i, version) for i in seen]
+
+
+@dataclass(frozen=True)
+class Subspace:
+    """The architectures of a version with one first-level stride, ``len(cmax)`` levels and at
+    most ``cmax[level]`` channels per level, every other choice free (e.g. the edge U-Nets
+    that a weight-sharing supernet holds: stride 2, levels up to 8-16-64)."""
+
+    version: int
+    stride: int
+    cmax: tuple[int, ...]
+
+    def _choices(self, level: int) -> list[tuple]:
+        return [(c, k, b, r, n) for c in level_channels(level) if c <= self.cmax[level]
+                for k in KERNELS for b in BLOCKS for r in RESIDUAL
+                for n in _version(self.version).convs]
+
+    def _arch(self, picks: list[tuple]) -> Arch:
+        c, k, b, r, n = zip(*picks)
+        return Arch(self.stride, c, k, b, r, n if self.version > 1 else (), self.version)
+
+    def size(self) -> int:
+        out = 1
+        for level in range(len(self.cmax)):
+            out *= len(self._choices(level))
+        return out
+
+    def largest(self) -> Arch:
+        return self._arch([max(self._choices(level)) for level in range(len(self.cmax))])
+
+    def smallest(self) -> Arch:
+        return self._arch([min(self._choices(level)) for level in range(len(self.cmax))])
+
+    def __contains__(self, arch: Arch) -> bool:
+        return (arch.version == self.version and arch.stride == self.stride
+                and arch.depth == len(self.cmax)
+                and all(c <= m for c, m in zip(arch.channels, self.cmax)))
+
+    def sample(self, n: int, rng) -> list[Arch]:
+        """``n`` distinct architectures drawn uniformly with a numpy Generator."""
+        if n > self.size():
+            raise BadValueError(f"cannot draw {n} of the subspace's {self.size()} "
+                                "architectures")
+        choices = [self._choices(level) for level in range(len(self.cmax))]
+        seen: dict[Arch, None] = {}
+        while len(seen) < n:
+            picks = [c[int(rng.integers(len(c)))] for c in choices]
+            seen.setdefault(self._arch(picks), None)
+        return list(seen)
 
 
 def macs(arch: Arch, in_channels: int, out_channels: int,
