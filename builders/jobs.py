@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import secrets
 import shutil
 import subprocess
@@ -74,22 +73,13 @@ def torch_device(name: str | None) -> str:
 
 
 def device_name(device: str) -> str:
-    """A short description of the device a job runs on, e.g. ``cpu: AMD EPYC 7B13 (2 threads)``."""
-    if device.startswith("cuda"):
-        import torch
+    """The id of the device a job runs on, as ``devices.device`` spells it (e.g.
+    ``amd-epyc-f26m2-avx512f-2c``; the GPU's model for ``cuda``): one vocabulary for
+    ``runs.device``, ``evaluations.device`` and the hardware tables. Runs before 2026-12-05
+    wrote ``cpu: <model> (<n> threads)`` here; their rows keep it."""
+    from builders.measure.device import probe_device
 
-        return f"cuda: {torch.cuda.get_device_name(torch.device(device))}"
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import torch
-
-    return f"cpu: {model} ({torch.get_num_threads()} threads)"
+    return probe_device(cuda=device.startswith("cuda"))["device"]
 
 
 def read_job_meta(path: Path) -> dict:
