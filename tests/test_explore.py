@@ -111,6 +111,11 @@ def test_site_in_a_headless_browser(tmp_path):
         before = rows.count()
         assert before > 10 and n_points >= before
         page.screenshot(path=str(shots / "explore-hippocampus.png"))
+        # energy on the x axis: every row has it (tdp_model), the plot keeps its points
+        page.select_option("#x-axis", "energy")
+        assert "energy" in page.text_content("#plot .xtitle")
+        assert page.locator("#plot .scatterlayer .point").count() == n_points
+        page.select_option("#x-axis", "latency")
         latency = page.locator("#rows tr td:nth-child(10)")
         values = [float(v) for v in latency.all_inner_texts()]
         limit = sorted(values)[len(values) // 2]
