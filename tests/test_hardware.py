@@ -15,6 +15,9 @@ from builders import hardware  # noqa: E402
 from builders.measure import energy  # noqa: E402
 from medbench.spaces.nets import build  # noqa: E402
 
+# the slow tier: it exports and times networks
+pytestmark = pytest.mark.slow
+
 
 def write_task(root, task: str, input_shape: list[int], n_classes: int) -> None:
     """A release holding one task's ``tasks`` row: what the hardware builder reads."""

@@ -14,6 +14,9 @@ from builders.proxies import PROXIES, classification_rows  # noqa: E402
 from medbench.errors import MedbenchError  # noqa: E402
 from medbench.spaces import mstf  # noqa: E402
 
+# the slow tier: it scores and trains networks
+pytestmark = pytest.mark.slow
+
 
 def synthetic(name="breastmnist", n=40, size=8, channels=None, dims=2):
     info = medmnist.INFO[name]

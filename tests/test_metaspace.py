@@ -17,6 +17,9 @@ from medbench.recommend import leave_one_out as recommend_loo  # noqa: E402
 from medbench.release import write_manifest, write_rows  # noqa: E402
 from medbench.spaces import mednns  # noqa: E402
 
+# the slow tier: it learns a meta-space
+pytestmark = pytest.mark.slow
+
 RUN = "run-meta"
 TASKS = ["medmnist/breastmnist", "medmnist/pneumoniamnist", "medmnist/retinamnist"]
 OFFSET = {TASKS[0]: 0.80, TASKS[1]: 0.85, TASKS[2]: 0.50}

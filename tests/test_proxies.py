@@ -15,6 +15,9 @@ from builders.proxies import PROXIES, score  # noqa: E402
 from medbench.errors import UnknownNameError  # noqa: E402
 from medbench.spaces.nets import build  # noqa: E402
 
+# the slow tier: it scores networks with torch
+pytestmark = pytest.mark.slow
+
 mse = nn.MSELoss()
 
 

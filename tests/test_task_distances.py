@@ -14,6 +14,9 @@ from builders.task_distances import (FEATURES, distance_rows, embed, frechet,  #
 from medbench.errors import MedbenchError  # noqa: E402
 from test_medmnist_proxies import synthetic  # noqa: E402
 
+# the slow tier: it trains an encoder
+pytestmark = pytest.mark.slow
+
 
 def test_frechet_of_shifted_samples_is_the_squared_shift():
     rng = np.random.default_rng(0)
