@@ -30,9 +30,9 @@ def supernet():
     return SuperUNet(1, 3)
 
 
-@pytest.mark.parametrize("arch_id", ARCHS)
-def test_sliced_forward_equals_the_extracted_network(supernet, arch_id):
-    arch = unet3d.from_id(arch_id)
+def _extracted_equals_sliced(supernet, space: str, arch):
+    """The sliced forward of ``arch`` equals its extracted network, which is the space's own
+    network of that architecture; returns (extracted, a fresh one of the space)."""
     x = torch.randn(2, 1, 32, 32, 32, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         sliced = supernet(x, arch)
@@ -40,9 +40,14 @@ def test_sliced_forward_equals_the_extracted_network(supernet, arch_id):
         standalone = net(x)
     assert sliced.shape == (2, 3, 32, 32, 32)
     torch.testing.assert_close(sliced, standalone, rtol=1e-5, atol=1e-5)
-    # the extracted network is the space's own network of that architecture
-    own = build("unet3d", arch, 1, 3)
+    own = build(space, arch, 1, 3)
     assert [n for n, _ in own.named_parameters()] == [n for n, _ in net.named_parameters()]
+    return net, own
+
+
+@pytest.mark.parametrize("arch_id", ARCHS)
+def test_sliced_forward_equals_the_extracted_network(supernet, arch_id):
+    _extracted_equals_sliced(supernet, "unet3d", unet3d.from_id(arch_id))
 
 
 def test_only_the_used_slices_get_gradients(supernet):
@@ -143,15 +148,7 @@ def edge_supernet():
 def test_v2_sliced_forward_equals_the_extracted_network(edge_supernet, arch_id):
     from medbench.spaces import unet3d_v2
 
-    arch = unet3d_v2.from_id(arch_id)
-    x = torch.randn(2, 1, 32, 32, 32, generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        sliced = edge_supernet(x, arch)
-        net = edge_supernet.extract(arch)
-        standalone = net(x)
-    torch.testing.assert_close(sliced, standalone, rtol=1e-5, atol=1e-5)
-    own = build("unet3d-v2", arch, 1, 3)
-    assert [n for n, _ in own.named_parameters()] == [n for n, _ in net.named_parameters()]
+    net, own = _extracted_equals_sliced(edge_supernet, "unet3d-v2", unet3d_v2.from_id(arch_id))
     # every parameter of the extracted network came from the supernet (none left at init)
     fresh = dict(own.named_parameters())
     copied = [n for n, p in net.named_parameters() if not torch.equal(p, fresh[n])]
