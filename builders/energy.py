@@ -33,24 +33,28 @@ from builders.measure.energy import cpu_tdp, model_power_w
 from builders.release import released_rows
 from medbench.errors import MedbenchError
 
-__all__ = ["model_rows", "main"]
+__all__ = ["device_tdp", "model_rows", "main"]
 
 VERSION = "1.0"
 BUILDER = "builders.energy"
 
 
-def model_rows(device: dict, hardware: list[dict], run_id: str, tdp_watts: float | None = None,
-               tdp_cores: int | None = None) -> dict[str, list[dict]]:
+def device_tdp(device: dict, tdp_watts: float | None = None,
+               tdp_cores: int | None = None) -> dict:
+    """The TDP columns a device's rows are modelled with: those its ``devices`` row records,
+    else :func:`~builders.measure.energy.cpu_tdp`. ``tdp_watts`` is for a device without."""
+    if device.get("tdp_w") is None:
+        return cpu_tdp(device, tdp_watts, tdp_cores)
+    if tdp_watts is not None:
+        raise MedbenchError(f"device {device['device']!r} has a TDP already "
+                            f"({device['tdp_source']}); --tdp-watts is for one without")
+    return {k: device[k] for k in ("tdp_w", "tdp_cores", "tdp_source")}
+
+
+def model_rows(device: dict, hardware: list[dict], run_id: str, tdp: dict
+               ) -> dict[str, list[dict]]:
     """The filled ``devices`` row and ``hardware`` rows of one device (rows without energy
-    in, those the model gives energy out). A TDP the device's row records already is kept:
-    ``tdp_watts`` is for a device that has none."""
-    if device.get("tdp_w") is not None:
-        if tdp_watts is not None:
-            raise MedbenchError(f"device {device['device']!r} has a TDP already "
-                                f"({device['tdp_source']}); --tdp-watts is for one without")
-        tdp = {k: device[k] for k in ("tdp_w", "tdp_cores", "tdp_source")}
-    else:
-        tdp = cpu_tdp(device, tdp_watts, tdp_cores)
+    in, those the model gives energy out) under ``tdp`` (:func:`device_tdp`)."""
     rows = []
     for row in hardware:
         power = model_power_w(tdp, row["threads"], device["cpu_cores"])
@@ -97,14 +101,13 @@ def main(argv: list[str] | None = None) -> int:
             raise MedbenchError(f"every hardware row in {args.tables} has energy, or its "
                                 "device none to model")
 
-        for d in wanted:  # refused here, before any job, rather than as failed runs
-            if args.tdp_watts is not None and devices[d].get("tdp_w") is not None:
-                model_rows(devices[d], [], "", args.tdp_watts)
+        # a device's model, chosen before any job runs (a refusal is one line, not a failed run)
+        tdps = {d: device_tdp(devices[d], args.tdp_watts, args.tdp_cores) for d in wanted}
 
         def run(job: Job, run_id: str) -> dict[str, list[dict]]:
             d = job.args["device"]
             return model_rows(devices[d], [r for r in hardware if r["device"] == d], run_id,
-                              args.tdp_watts, args.tdp_cores)
+                              tdps[d])
 
         counts = run_jobs(WorkDir(args.work), jobs, run, builder=BUILDER, version=VERSION,
                           device=probe_device()["device"], describe=lambda j: j.args["device"])

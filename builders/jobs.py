@@ -17,6 +17,7 @@ its ``runs`` row counts them in ``seconds``.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import secrets
@@ -72,10 +73,12 @@ def torch_device(name: str | None) -> str:
     return name
 
 
+@functools.lru_cache(maxsize=None)
 def device_name(device: str) -> str:
     """The id of the device a job runs on, as ``devices.device`` spells it (e.g.
     ``amd-epyc-f26m2-avx512f-2c``; the GPU's model for ``cuda``): one vocabulary for
-    ``runs.device``, ``evaluations.device`` and the hardware tables. Runs before 2026-12-05
+    ``runs.device``, ``evaluations.device`` and the hardware tables. Probed once per process
+    and device (builders call it for every row they write). Runs before 2026-12-05
     wrote ``cpu: <model> (<n> threads)`` here; their rows keep it."""
     from builders.measure.device import probe_device
 

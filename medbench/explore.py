@@ -41,7 +41,7 @@ def slug(task: str) -> str:
 
 
 def _rows(store: Store, sql: str, params: list | None = None) -> list[dict]:
-    cur = store.con.execute(sql, params or [])
+    cur = store.execute(sql, params)
     names = [d[0] for d in cur.description]
     return [dict(zip(names, r)) for r in cur.fetchall()]
 
@@ -107,8 +107,7 @@ def _details(store: Store, task: str, metric: str, rows: list[dict], hw: dict) -
         "evaluations", "curves", "proxies", "architectures", "tasks"))
     position = {(r["space"], r["arch_id"], r["method"]): i for i, r in enumerate(rows)}
     details: dict[int, dict] = {i: {} for i in range(len(rows))}
-    names = store.con.execute(f'SELECT class_names FROM "{tasks}" WHERE task = ?',
-                              [task]).fetchone()
+    names = store.fetchone(f'SELECT class_names FROM "{tasks}" WHERE task = ?', [task])
     per_class = '"val_dice_per_class"' if metric == "dice" else "NULL"
     for r in _rows(store, f"""
             SELECT space, arch_id, method, seed, "val_{metric}" AS val,
@@ -235,10 +234,7 @@ def write_site(store: Store, out: str | Path, tasks: list[str] | None = None) ->
     if tasks:
         resolved = []
         for t in tasks:
-            try:
-                name = catalog.resolve_task(t)
-            except MedbenchError:
-                name = store.resolve_task(t)
+            name = store.resolve_task(t)
             if name not in with_results:
                 raise BadValueError(f"task {name} has no results in these tables")
             resolved.append(name)
