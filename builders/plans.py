@@ -144,9 +144,11 @@ def _reference_jobs(seeds: list[int]) -> list[Job]:
 
 
 def architectures_to_measure(tables: str | None, task: str, plan_archs: int,
-                             space: str | None = None) -> list[tuple]:
-    """(space, arch_id) with results for ``task`` in ``tables``, plus the standalone plan of
-    ``space`` (``unet3d-v2`` unless ``unet3d`` is asked for); only ``space``'s if given."""
+                             space: str | None = None, method: str | None = None
+                             ) -> list[tuple]:
+    """(space, arch_id) with results for ``task`` in ``tables`` (by ``method`` only, if given),
+    plus the standalone plan of ``space`` (``unet3d-v2`` unless ``unet3d`` is asked for);
+    only ``space``'s if given."""
     out = set()
     if tables and Path(tables).is_dir():
         import medbench
@@ -154,7 +156,7 @@ def architectures_to_measure(tables: str | None, task: str, plan_archs: int,
         with medbench.open(tables) as store:
             out |= set(store.fetchall(
                 f'SELECT DISTINCT space, arch_id FROM "{store.view("evaluations", task)}" '
-                "WHERE task = ?", [task]))
+                "WHERE task = ? AND (? IS NULL OR method = ?)", [task, method, method]))
     if plan_archs:
         make = plan if space == "unet3d" else plan_v2
         out |= {(j.args["space"], j.args["arch_id"]) for j in make(plan_archs, [0], True)}

@@ -23,9 +23,14 @@ order, augmentation and subnet draws are seeded per epoch, so a resumed run cont
 same sequence.
 
 **Evaluation**: the last checkpoint's subnets, ``--archs`` drawn uniformly from the space
-plus every architecture with standalone results in ``--tables``, each evaluated on the
-validation and test splits (Dice, Jaccard, HD95 per class, as the standalone builder) into
-``evaluations`` with method ``supernet``, in jobs of ``--chunk`` architectures.
+plus every architecture with standalone results (method ``standalone``) in ``--tables``,
+each evaluated on the validation and test splits (Dice, Jaccard, HD95 per class, as the
+standalone builder) into ``evaluations`` with method ``supernet``, in jobs of ``--chunk``
+architectures, run in ``--workers`` processes. The architectures with standalone results
+come first, one job each (keyed by architecture, so one trained later adds a job and changes
+no other), then the chunks holding a standalone architecture, then the rest: a partial
+evaluation already has what the trust report compares. Chunks are keyed by position in the
+seeded draw.
 Instance norm has no running statistics, so subnets need no recalibration.
 """
 
@@ -207,13 +212,18 @@ def train_epoch(job: Job, run_id: str, *, task, recipe: Recipe, device: str, wor
 
 
 def evaluate_chunk(job: Job, run_id: str, *, task, recipe: Recipe, device: str,
-                   work: WorkDir, epoch: int, cache: dict) -> dict[str, list[dict]]:
-    """Val and test metrics of a chunk of subnets of the checkpoint after ``epoch``."""
+                   work: WorkDir, epoch: int, cache: dict, threads: int = 0
+                   ) -> dict[str, list[dict]]:
+    """Val and test metrics of a chunk of subnets of the checkpoint after ``epoch``, on
+    ``threads`` torch threads (0: as set)."""
+    import torch
     from monai.data import DataLoader
 
     from builders.measure.metrics import segmentation_metrics
     from medbench.spaces import get_space
 
+    if threads:
+        torch.set_num_threads(threads)
     space = get_space(recipe.space)
     if "net" not in cache:
         cache["net"] = _state(task, recipe, device, work, epoch)[0].eval()
@@ -261,8 +271,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tables", default="tables", help="evaluate: also every architecture "
                     "with standalone results here")
     ap.add_argument("--limit-jobs", type=at_least(0), default=0)
+    ap.add_argument("--workers", type=at_least(1), default=1,
+                    help="evaluate: processes evaluating chunks at once")
     ap.add_argument("--device", default=None)
-    ap.add_argument("--threads", type=at_least(0), default=0)
+    ap.add_argument("--threads", type=at_least(0), default=0,
+                    help="torch threads (0 = all cores; 1 when --workers > 1)")
     ap.add_argument("--work", default="runs/supernet")
     ap.add_argument("--splits-dir", default=None)
     args = ap.parse_args(argv)
@@ -318,19 +331,26 @@ def main(argv: list[str] | None = None) -> int:
                                        else sub.sample(args.archs, rng))]
             # and every architecture with standalone results that the supernet holds
             space = get_space(recipe.space)
-            ids += [a for s, a in architectures_to_measure(args.tables, task_id, 0)
-                    if s == recipe.space and a not in set(ids)
-                    and (sub is None or space.from_id(a) in sub)]
-            jobs = [Job(f"eval-e{last}-{i // args.chunk:05d}",
-                        {"archs": ids[i:i + args.chunk], "checkpoint": last})
-                    for i in range(0, len(ids), args.chunk)]
+            standalone = {a for s, a in architectures_to_measure(args.tables, task_id, 0,
+                                                                    method="standalone")
+                          if s == recipe.space and (sub is None or space.from_id(a) in sub)}
+            drawn = set(ids)
+            jobs = [Job(f"eval-e{last}-arch{space.from_id(a).arch_index}",
+                        {"archs": [a], "checkpoint": last})
+                    for a in sorted(standalone - drawn)]
+            chunks = [Job(f"eval-e{last}-{i // args.chunk:05d}",
+                          {"archs": ids[i:i + args.chunk], "checkpoint": last})
+                      for i in range(0, len(ids), args.chunk)]
+            jobs += sorted(chunks, key=lambda j: standalone.isdisjoint(j.args["archs"]))
+            threads = args.threads or (1 if args.workers > 1 else 0)
             run = partial(evaluate_chunk, task=task, recipe=recipe, device=device, work=work,
-                          epoch=last, cache={})
+                          epoch=last, cache={}, threads=threads)
             eval_work = WorkDir(work.root / "evaluate")
         # Epochs depend on each other: always one at a time, in this process.
         counts = run_jobs(eval_work, jobs, run, builder=BUILDER, version=VERSION,
                           device=device_name(device), describe=lambda j: j.key,
-                          limit=args.limit_jobs)
+                          limit=args.limit_jobs,
+                          workers=args.workers if args.mode == "evaluate" else 1)
         return {**counts, "work": str(eval_work.root), "recipe": asdict(recipe)}
 
     return finish("builders.supernet", build)

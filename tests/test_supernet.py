@@ -170,9 +170,12 @@ def test_v2_supernet_refuses_what_it_does_not_hold(edge_supernet):
 def test_the_v2_edge_supernet_trains_and_evaluates_its_subspace(tmp_path):
     import json
 
+    import pyarrow.parquet as pq
+
     import medbench
     from builders.release import release
     from builders.supernet import main
+    from medbench.release import write_manifest, write_rows
     from medbench.spaces.unet3d import Subspace
     from medbench.validate import validate
     from test_builders import make_task
@@ -182,15 +185,35 @@ def test_the_v2_edge_supernet_trains_and_evaluates_its_subspace(tmp_path):
             "8", "16", "--random-subnets", "1", "--spatial", "32", "32", "32", "--work",
             str(tmp_path / "w"), "--splits-dir", str(tmp_path / "splits"), "--threads", "1"]
     assert main(["train", *base]) == 0
-    assert main(["evaluate", *base, "--archs", "3", "--tables", str(tmp_path / "none")]) == 0
-    assert main(["train", *base[:-2], "--cmax", "4", "8", "17"]) == 2  # not a width
+    # standalone results: one drawn architecture, one not drawn, one outside the subspace; a
+    # supernet row is not standalone
+    sub = Subspace(2, 2, (4, 8, 16))
+    drawn = [a.arch_id for a in sub.sample(3, np.random.default_rng(0))]
+    extra = next(a.arch_id for a in sub.sample(10, np.random.default_rng(1))
+                 if a.arch_id not in drawn)
+    bigger = "s2|c8-8-16|k3-3-3|b1-1-1|r0-0-0|n1-1-1"
+    known = tmp_path / "known"
+    write_rows(known, "evaluations", [
+        {"space": "unet3d-v2", "arch_id": a, "task": "msd/hippocampus", "method": m,
+         "seed": 0, "val_dice": 0.5, "run_id": "r"}
+        for a, m in ((drawn[2], "standalone"), (extra, "standalone"),
+                     (bigger, "standalone"), (drawn[0], "supernet"))], "test")
+    write_manifest(known)
+    ev = ["evaluate", *base, "--archs", "3", "--chunk", "1", "--tables", str(known)]
+    evaluated = lambda: sorted(  # noqa: E731
+        a for f in (root / "evaluate" / "jobs").glob("*/evaluations/**/*.parquet")
+        for a in pq.read_table(f).column("arch_id").to_pylist())
     root = next((tmp_path / "w" / "msd_hippocampus").iterdir())
+    assert main([*ev, "--limit-jobs", "2"]) == 0  # the standalone ones first
+    assert evaluated() == sorted([extra, drawn[2]])
+    assert main([*ev, "--workers", "2"]) == 0
+    assert evaluated() == sorted([*drawn, extra])
+    assert main(["train", *base[:-2], "--cmax", "4", "8", "17"]) == 2  # not a width
     assert "-v2-c4-8-16-" in root.name
     tables = tmp_path / "tables"
     release(root, tables)
     release(root / "evaluate", tables)
     assert validate(tables).ok
-    sub = Subspace(2, 2, (4, 8, 16))
     with medbench.open(tables) as store:
         evals = store.sql("SELECT space, arch_id, method FROM evaluations").fetchall()
         (curve,) = store.sql("SELECT space, arch_id FROM curves").fetchall()
@@ -198,7 +221,7 @@ def test_the_v2_edge_supernet_trains_and_evaluates_its_subspace(tmp_path):
                                     "LIMIT 1").fetchall()[0][0])
     from medbench.spaces import unet3d_v2
 
-    assert len(evals) == 3 and all(s == "unet3d-v2" and m == "supernet" for s, _, m in evals)
+    assert len(evals) == 4 and all(s == "unet3d-v2" and m == "supernet" for s, _, m in evals)
     assert all(unet3d_v2.from_id(a) in sub for _, a, _ in evals)
     assert curve == ("unet3d-v2", sub.largest().arch_id)
     assert args["recipe"]["cmax"] == [4, 8, 16]
