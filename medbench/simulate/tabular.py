@@ -94,7 +94,8 @@ def from_store(store, *, task: str, space: str, method: str = "standalone",
                threads: int = 1, objective: str = "latency") -> Tabular:
     """Build the arrays of (space, task, method) from an open :class:`~medbench.store.Store`.
 
-    Results without learning curves (a supernet zoo) give one fidelity: the final
+    Results whose architectures do not all have learning curves (a supernet zoo, whose only
+    curve is the supernet's own training) give one fidelity: the final
     validation metric, costing the row's ``train_seconds`` or, where it has none, the seconds
     of the job that evaluated it divided by the rows that job made (a zoo lookup's cost).
 
@@ -114,16 +115,18 @@ def from_store(store, *, task: str, space: str, method: str = "standalone",
             "WHERE r.task = ? AND r.space = ? AND r.method = ? ORDER BY r.arch_id",
             [task, space, method])
 
-    archs = archs_of(curves)
+    # Curves when they cover every evaluated architecture (standalone training); else one
+    # fidelity from the evaluations (a supernet: its curve is the supernet's own training)
+    archs, evaluated = archs_of(curves), archs_of(evals)
     col = f"val_{metric}"
-    if archs:
+    if archs and {a for a, _ in evaluated} <= {a for a, _ in archs}:
         points = store.fetchall(
             f'SELECT arch_id, seed, epoch, "{col}", elapsed_seconds FROM "{curves}" '
             "WHERE task = ? AND space = ? AND method = ?", [task, space, method])
     else:
-        # No curves (a supernet zoo): one fidelity, the final validation metric, costing the
-        # row's training seconds or else its evaluation job's seconds per row it made.
-        archs = archs_of(evals)
+        # One fidelity, the final validation metric, costing the row's training seconds or
+        # else its evaluation job's seconds per row it made.
+        archs = evaluated
         if not archs:
             raise MedbenchError(f"no results for {space} on {task} ({method}) to simulate")
         store.views("runs")
