@@ -276,7 +276,7 @@ def fit_lut(tables: str, task: str, run_id: str) -> tuple[dict[str, list[dict]],
 
     import medbench
     from medbench.latency import predict
-    from medbench.spaces import unet3d
+    from medbench.spaces import get_space
     from scipy.stats import kendalltau
 
     in_channels = task_io(tables, task)[0][0]
@@ -284,12 +284,12 @@ def fit_lut(tables: str, task: str, run_id: str) -> tuple[dict[str, list[dict]],
     with medbench.open(tables) as store:
         lut_view, hw_view = store.view("latency_lut", task), store.view("hardware", task)
         settings = store.fetchall(f'SELECT DISTINCT space, device, runtime, threads FROM '
-                                  f'"{lut_view}" WHERE task = ? AND space = ? ORDER BY ALL',
-                                  [task, "unet3d"])
-        with_results = {a for (a,) in store.fetchall(
-            f'SELECT DISTINCT arch_id FROM "{store.view("evaluations", task)}" WHERE task = ? '
-            "AND space = 'unet3d'", [task])}
+                                  f'"{lut_view}" WHERE task = ? ORDER BY ALL', [task])
         for space, device, runtime, threads in settings:
+            module = get_space(space)
+            with_results = {a for (a,) in store.fetchall(
+                f'SELECT DISTINCT arch_id FROM "{store.view("evaluations", task)}" WHERE '
+                "task = ? AND space = ?", [task, space])}
             lut = dict(store.fetchall(
                 f'SELECT block, latency_ms FROM "{lut_view}" WHERE task = ? AND space = ? AND '
                 "device = ? AND runtime = ? AND threads = ? AND block <> 'overhead'",
@@ -301,38 +301,40 @@ def fit_lut(tables: str, task: str, run_id: str) -> tuple[dict[str, list[dict]],
             sums = {}
             for arch_id in set(measured) | with_results:
                 try:
-                    keys = unet3d.blocks(unet3d.from_id(arch_id), in_channels)
+                    keys = module.blocks(module.from_id(arch_id), in_channels)
                 except MedbenchError:  # not an id of this space's grammar: nothing to predict
                     continue
                 if all(k in lut for k in keys):
                     sums[arch_id] = predict(lut, keys, overhead=False)
             pairs = [(measured[a], sums[a]) for a in measured if a in sums]
-            fitted = store.fetchall(
-                f'SELECT 1 FROM "{lut_view}" WHERE task = ? AND space = ? AND device = ? AND '
-                "runtime = ? AND threads = ? AND block = 'overhead'",
+            fitted = store.fetchone(
+                f'SELECT latency_ms FROM "{lut_view}" WHERE task = ? AND space = ? AND '
+                "device = ? AND runtime = ? AND threads = ? AND block = 'overhead'",
                 [task, space, device, runtime, threads])
-            if fitted:  # fitted already: a rerun changes nothing
-                summary.append({"task": task, "device": device, "runtime": runtime,
-                                "threads": threads, "already_fitted": True})
+            if fitted:  # fitted already: kept as released; only new architectures predicted
+                overhead = fitted[0]
+                summary.append({"space": space, "task": task, "device": device,
+                                "runtime": runtime, "threads": threads, "already_fitted": True})
+            elif pairs:
+                gaps = [m - p for m, p in pairs]
+                overhead = st.median(gaps)
+                lut_rows.append({"space": space, "task": task, "device": device,
+                                 "runtime": runtime, "threads": threads, "block": "overhead",
+                                 "latency_ms": overhead, "n_repeats": len(pairs),
+                                 "run_id": run_id})
+                # the error of each network's prediction with the overhead fitted on the
+                # others (leave-one-out), so the reported accuracy is not measured on the
+                # fit's own data
+                pred = [p + (st.median(gaps[:i] + gaps[i + 1:]) if len(gaps) > 1 else overhead)
+                        for i, (_, p) in enumerate(pairs)]
+                meas = [m for m, _ in pairs]
+                mape = 100 * sum(abs(p - m) / m for p, m in zip(pred, meas)) / len(meas)
+                tau = kendalltau(pred, meas).statistic if len(meas) > 1 else None
+                summary.append({"space": space, "task": task, "device": device,
+                                "runtime": runtime, "threads": threads, "n": len(pairs),
+                                "overhead_ms": overhead, "mape_pct": mape, "kendall_tau": tau})
+            else:
                 continue
-            if not pairs:
-                continue
-            gaps = [m - p for m, p in pairs]
-            overhead = st.median(gaps)
-            lut_rows.append({"space": space, "task": task, "device": device,
-                             "runtime": runtime, "threads": threads, "block": "overhead",
-                             "latency_ms": overhead, "n_repeats": len(pairs),
-                             "run_id": run_id})
-            # the error of each network's prediction with the overhead fitted on the others
-            # (leave-one-out), so the reported accuracy is not measured on the fit's own data
-            pred = [p + (st.median(gaps[:i] + gaps[i + 1:]) if len(gaps) > 1 else overhead)
-                    for i, (_, p) in enumerate(pairs)]
-            meas = [m for m, _ in pairs]
-            mape = 100 * sum(abs(p - m) / m for p, m in zip(pred, meas)) / len(meas)
-            tau = kendalltau(pred, meas).statistic if len(meas) > 1 else None
-            summary.append({"task": task, "device": device, "runtime": runtime,
-                            "threads": threads, "n": len(pairs), "overhead_ms": overhead,
-                            "mape_pct": mape, "kendall_tau": tau})
             predicted = {a for (a,) in store.fetchall(
                 f'SELECT arch_id FROM "{hw_view}" WHERE task = ? AND space = ? AND device = ? '
                 "AND runtime = ? AND threads = ? AND batch = 1",
@@ -364,8 +366,8 @@ def measured_in_tables(tables: str | None, task: str, device: str, runtimes: lis
 
 
 def lut_blocks_in_tables(tables: str | None, task: str, device: str,
-                         threads: list[int]) -> set[str]:
-    """``unet3d`` blocks whose ONNX Runtime time ``tables`` holds for ``device`` at every
+                         threads: list[int], space: str = "unet3d") -> set[str]:
+    """Blocks of ``space`` whose ONNX Runtime time ``tables`` holds for ``device`` at every
     thread setting in ``threads``."""
     if not tables or not Path(tables).is_dir():
         return set()
@@ -374,9 +376,9 @@ def lut_blocks_in_tables(tables: str | None, task: str, device: str,
     with medbench.open(tables) as store:
         return {b for (b,) in store.fetchall(
             f'SELECT block FROM "{store.view("latency_lut", task)}" WHERE task = ? AND '
-            "space = 'unet3d' AND device = ? AND runtime = 'onnxruntime' AND "
+            "space = ? AND device = ? AND runtime = 'onnxruntime' AND "
             "list_contains(?, threads) GROUP BY block HAVING count(DISTINCT threads) = ?",
-            [task, device, sorted(set(threads)), len(set(threads))])}
+            [task, space, device, sorted(set(threads)), len(set(threads))])}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -408,8 +410,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="input size (default: the task's, 48 64 48 for MSD hippocampus)")
     ap.add_argument("--work", default="runs/hardware")
     ap.add_argument("--rapl-root", default=RAPL_ROOT, help=argparse.SUPPRESS)
-    ap.add_argument("--lut", action="store_true", help="measure the unet3d blocks alone for "
-                    "the latency lookup table (ONNX Runtime) instead of whole networks")
+    ap.add_argument("--lut", action="store_true", help="measure the unet3d (or --space "
+                    "unet3d-v2) blocks alone for the latency lookup table (ONNX Runtime) "
+                    "instead of whole networks")
+    ap.add_argument("--cmax", type=int, nargs="+", default=None, help="with --lut --space "
+                    "unet3d-v2: the blocks of its stride-2 subspace up to these channels per "
+                    "level (the edge supernet's, e.g. 8 16 64)")
     ap.add_argument("--lut-only-needed", action="store_true", help="with --lut: only the "
                     "blocks of the architectures that would be measured")
     ap.add_argument("--fit-lut", action="store_true", help="fit the table's overhead on the "
@@ -465,12 +471,29 @@ def main(argv: list[str] | None = None) -> int:
         if args.lut:
             from medbench.spaces import unet3d
 
-            keys = sorted({k for _, a in archs if _ == "unet3d"
-                           for k in unet3d.blocks(unet3d.from_id(a), shape[0])}) \
-                if args.lut_only_needed else unet3d.all_blocks(shape[0])
+            lut_space = space or "unet3d"
+            if lut_space not in ("unet3d", "unet3d-v2"):
+                raise MedbenchError(f"--lut is for unet3d or unet3d-v2, not {lut_space}")
+            version = 2 if lut_space == "unet3d-v2" else 1
+            if args.lut_only_needed:
+                keys = sorted({k for sp, a in archs if sp == lut_space
+                               for k in unet3d.blocks(unet3d.from_id(a, version), shape[0])})
+            elif args.cmax:
+                if version != 2 or not 3 <= len(args.cmax) <= 4 or any(
+                        c not in unet3d.level_channels(level)
+                        for level, c in enumerate(args.cmax)):
+                    raise MedbenchError(f"--cmax {args.cmax}: with --space unet3d-v2, 3 or 4 "
+                                        "levels, each one of its level's widths")
+                keys = unet3d.Subspace(2, 2, tuple(args.cmax)).blocks(shape[0])
+            elif version == 2:
+                raise MedbenchError("--lut --space unet3d-v2 needs --cmax or "
+                                    "--lut-only-needed (the whole space has millions of blocks)")
+            else:
+                keys = unet3d.all_blocks(shape[0])
             # blocks released for this device at every thread setting asked are not timed
             # again, so the whole table (hours) can be built over several sessions
-            held = lut_blocks_in_tables(args.tables, task, device_row["device"], args.threads)
+            held = lut_blocks_in_tables(args.tables, task, device_row["device"], args.threads,
+                                        lut_space)
             keys = [k for k in keys if k not in held]
             if not keys:
                 raise MedbenchError(f"every block asked for is in {args.tables} for "
@@ -487,7 +510,7 @@ def main(argv: list[str] | None = None) -> int:
                                         f"{device_row['device']}")
                 rows = measure_blocks(job.args["blocks"], shape, args.threads, args.repeats,
                                       out_channels=n_out)
-                return {"latency_lut": [{**r, "space": "unet3d", "task": task,
+                return {"latency_lut": [{**r, "space": lut_space, "task": task,
                                          "device": device_row["device"],
                                          "runtime": "onnxruntime", "run_id": run_id}
                                         for r in rows],

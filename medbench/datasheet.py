@@ -122,7 +122,9 @@ def generate(store) -> str:
             for fit in json.loads(args)["fit_lut"]:
                 if "mape_pct" in fit:
                     tau = fit["kendall_tau"]
-                    out.append(f"- latency lookup table on {fit['device']} ({fit['runtime']}, "
+                    space = f" of {fit['space']}" if "space" in fit else ""
+                    out.append(f"- latency lookup table{space} on {fit['device']} "
+                               f"({fit['runtime']}, "
                                f"{fit['threads']} thread(s)): MAPE {fit['mape_pct']:.1f} %, "
                                f"Kendall tau {_fmt(tau, 3)} over {fit['n']} measured "
                                f"networks; overhead {fit['overhead_ms']:.2f} ms")

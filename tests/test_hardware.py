@@ -284,6 +284,16 @@ def test_block_decomposition_is_exact():
         n = sum(sum(p.numel() for p in block_module(b, (16, 16, 16), 3)[0].parameters())
                 for b in blocks)
         assert n == sum(p.numel() for p in build("unet3d", arch, 1, 3).parameters())
+    # unet3d-v2 blocks (affine norms, one or two convolutions) over the edge subspace
+    sub = unet3d.Subspace(2, 2, (8, 16, 64))
+    keys = set(sub.blocks(1))
+    assert len(keys) == 354
+    for arch in sub.sample(20, np.random.default_rng(6)):
+        blocks = unet3d.blocks(arch, 1)
+        assert set(blocks) <= keys
+        n = sum(sum(p.numel() for p in block_module(b, (16, 16, 16), 3)[0].parameters())
+                for b in blocks)
+        assert n == sum(p.numel() for p in build("unet3d-v2", arch, 1, 3).parameters())
 
 
 def test_block_inputs_chain_through_a_network():
@@ -355,6 +365,25 @@ def test_measure_blocks_and_fit_the_table(release, tmp_path, capsys):
     assert fit["mape_pct"] == pytest.approx(100 * (2.0 / m1 + 2.0 / m2) / 2)
     assert hardware.main(fit_args) == 0  # idempotent: nothing left to predict
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["rows"] == 0
+    # an architecture with results added later is predicted with the released overhead
+    a4 = unet3d.from_id("s2|c8-16-16|k3-3-3|b1-1-1|r0-0-0")
+    lut.update({b: 0.5 for b in unet3d.blocks(a4, 1) if b not in lut})
+    write_rows(release, "latency_lut", [{**common, "block": b, "latency_ms": 0.5,
+                                         "n_repeats": 3} for b in unet3d.blocks(a4, 1)
+                                        if b not in blocks], "lut-a4")
+    write_rows(release, "evaluations", [{"space": "unet3d", "arch_id": a4.arch_id,
+                                         "task": "msd/hippocampus", "method": "supernet",
+                                         "seed": 0, "val_dice": 0.5, "run_id": "run-test"}],
+               "a4")
+    write_rows(release, "architectures", [{"space": "unet3d", "arch_id": a4.arch_id,
+                                           "arch_index": a4.arch_index,
+                                           "config": a4.config_json(), "run_id": "run-test"}],
+               "a4")
+    write_manifest(release)
+    assert hardware.main(fit_args) == 0
+    out = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert out["rows"] == 1 and out["fit_lut"][0]["already_fitted"]
+    assert do_release(out["work"], release)["hardware"] == 1
     from medbench.validate import validate
 
     assert validate(release).ok, validate(release).problems
@@ -365,6 +394,9 @@ def test_measure_blocks_and_fit_the_table(release, tmp_path, capsys):
         got = store.sql("SELECT latency_ms, latency_method FROM hardware WHERE arch_id = "
                         f"'{a3.arch_id}'").fetchall()
         assert got == [(pytest.approx(sums[a3.arch_id] + 3.0), "lut")]
+        got = store.sql("SELECT latency_ms FROM hardware WHERE arch_id = "
+                        f"'{a4.arch_id}'").fetchall()
+        assert got == [(pytest.approx(predict(lut, unet3d.blocks(a4, 1), overhead=False) + 3),)]
 
     # a second task with results: the fit belongs to hippocampus's section only
     write_rows(release, "evaluations", [{"space": "unet3d", "arch_id": a3.arch_id,
@@ -374,8 +406,8 @@ def test_measure_blocks_and_fit_the_table(release, tmp_path, capsys):
     write_manifest(release)
     with medbench.open(release) as store:
         section = generate(store)  # the fit's accuracy, once, in its task's section
-        assert section.count("- latency lookup table on dev-a (onnxruntime, 1 thread(s)): "
-                             "MAPE") == 1
+        assert section.count("- latency lookup table of unet3d on dev-a (onnxruntime, "
+                             "1 thread(s)): MAPE") == 1
     with pytest.raises(medbench.MedbenchError, match="lacks"):
         predict(lut, ["enc|l9|s1|i1|c4|k3|b1|r0"])
 
@@ -419,6 +451,31 @@ def test_lut_build_skips_blocks_already_released(tmp_path, capsys):
     write_manifest(tables)
     assert hardware.main(args) == 2
     assert "every block asked for is in" in capsys.readouterr().err
+
+
+def test_lut_of_the_v2_edge_subspace(tmp_path, capsys):
+    """``--lut --space unet3d-v2 --cmax``: the subspace's blocks, in the v2 space's table."""
+    import pyarrow.parquet as pq
+
+    from medbench.release import write_manifest
+    from medbench.spaces import unet3d
+
+    tables = tmp_path / "t"
+    write_task(tables, "msd/hippocampus", [1, 48, 64, 48], 3)
+    write_manifest(tables)
+    base = ["--tables", str(tables), "--lut", "--space", "unet3d-v2", "--device-name", "box",
+            "--threads", "1", "--repeats", "3", "--spatial", "16", "16", "16", "--work",
+            str(tmp_path / "w"), "--only", "unet3d-v2:s2|c4-8-16|k3-3-3|b1-1-1|r0-0-0|n1-1-1"]
+    assert hardware.main(base) == 2                       # the whole v2 space: refused
+    assert "needs --cmax" in capsys.readouterr().err
+    assert hardware.main([*base, "--cmax", "4", "8", "17"]) == 2
+    assert hardware.main([*base, "--cmax", "4", "8", "16"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["blocks"] == len(unet3d.Subspace(2, 2, (4, 8, 16)).blocks(1)) == 81
+    rows = [r for f in (tmp_path / "w").rglob("latency_lut/**/*.parquet")
+            for r in pq.read_table(f, columns=["space", "block"]).to_pylist()]
+    assert len(rows) == 81 and {r["space"] for r in rows} == {"unet3d-v2"}
+    assert all(r["block"].startswith("head") or "|n" in r["block"] for r in rows)
 
 
 def test_activation_memory_counts_live_tensors():

@@ -293,6 +293,20 @@ class Subspace:
                 and arch.depth == len(self.cmax)
                 and all(c <= m for c, m in zip(arch.channels, self.cmax)))
 
+    def blocks(self, in_channels: int) -> list[str]:
+        """Every block key (:func:`blocks`) that an architecture of the subspace is made of:
+        the rows its latency lookup table needs. A level's encoder key depends on the width
+        of the level above, its decoder key on the width of the level below; both are
+        covered by the architectures that vary two neighbouring levels at once."""
+        depth, keys = len(self.cmax), {}
+        choices = [self._choices(level) for level in range(depth)]
+        for level in range(depth - 1):
+            for upper, lower in itertools.product(choices[level], choices[level + 1]):
+                picks = [c[0] for c in choices]
+                picks[level], picks[level + 1] = upper, lower
+                keys.update(dict.fromkeys(blocks(self._arch(picks), in_channels)))
+        return sorted(keys)
+
     def sample(self, n: int, rng) -> list[Arch]:
         """``n`` distinct architectures drawn uniformly with a numpy Generator."""
         if n > self.size():

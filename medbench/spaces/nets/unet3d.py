@@ -15,6 +15,7 @@ from monai.networks.blocks.dynunet_block import (
 )
 from torch import nn
 
+from medbench.spaces import unet3d
 
 #: Instance norm without learnable scale and shift (version 1, MONAI's default) or with them
 #: (version 2, as the DynUNet reference): see :mod:`medbench.spaces.unet3d`.
@@ -97,11 +98,12 @@ class SearchableUNet(nn.Module):
 
 
 class _DecoderBlock(nn.Module):
-    def __init__(self, below: int, c: int, kernel: int, n_blocks: int, residual: int):
+    def __init__(self, below: int, c: int, kernel: int, n_blocks: int, residual: int,
+                 affine: bool = False, convs: int = 2):
         super().__init__()
         self.upsample = get_conv_layer(3, below, c, kernel_size=2, stride=2, conv_only=True,
                                        is_transposed=True)
-        self.stage = _stage(residual, n_blocks, 2 * c, c, kernel, 1)
+        self.stage = _stage(residual, n_blocks, 2 * c, c, kernel, 1, affine, convs)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         return self.stage(torch.cat([self.upsample(x), skip], dim=1))
@@ -121,10 +123,13 @@ class _Head(nn.Module):
 def block_module(key: str, spatial: tuple[int, int, int], out_channels: int
                  ) -> tuple[nn.Module, list[tuple[int, ...]]]:
     """The module of one block key of :func:`medbench.spaces.unet3d.blocks` and the shapes
-    of its inputs at batch 1, for an input volume of ``spatial``."""
+    of its inputs at batch 1, for an input volume of ``spatial``; a key with convolutions per
+    block (``|n1``, ``|n2``) is a ``unet3d-v2`` block (affine norms), else ``unet3d``."""
     kind, *fields = key.split("|")
     f = {p[0]: int(p[1:]) for p in fields}
     s = f["s"]
+    version = unet3d.VERSIONS[2 if "n" in f else 1]
+    extra = (version.affine_norm, f.get("n", 2))
 
     def res(level: int) -> tuple[int, ...]:
         return tuple(x // 2 ** max(level + s - 1, 0) for x in spatial)
@@ -132,11 +137,11 @@ def block_module(key: str, spatial: tuple[int, int, int], out_channels: int
     if kind == "enc":
         level = f["l"]
         shape_in = spatial if level == 0 else res(level - 1)
-        module = _stage(f["r"], f["b"], f["i"], f["c"], f["k"], s if level == 0 else 2)
+        module = _stage(f["r"], f["b"], f["i"], f["c"], f["k"], s if level == 0 else 2, *extra)
         return module, [(1, f["i"], *shape_in)]
     if kind == "dec":
         level = f["l"]
-        module = _DecoderBlock(f["i"], f["c"], f["k"], f["b"], f["r"])
+        module = _DecoderBlock(f["i"], f["c"], f["k"], f["b"], f["r"], *extra)
         return module, [(1, f["i"], *res(level + 1)), (1, f["c"], *res(level))]
     if kind == "head":
         return _Head(f["c"], s, out_channels), [(1, f["c"], *res(0))]
