@@ -276,24 +276,19 @@ def test_block_decomposition_is_exact():
     from medbench.spaces import unet3d
     from medbench.spaces.nets.unet3d import block_module
 
-    keys = set(unet3d.all_blocks(1))
-    assert len(keys) == 1864
-    for arch in unet3d.sample(20, np.random.default_rng(5)):
-        blocks = unet3d.blocks(arch, 1)
-        assert set(blocks) <= keys
-        n = sum(sum(p.numel() for p in block_module(b, (16, 16, 16), 3)[0].parameters())
-                for b in blocks)
-        assert n == sum(p.numel() for p in build("unet3d", arch, 1, 3).parameters())
-    # unet3d-v2 blocks (affine norms, one or two convolutions) over the edge subspace
+    # unet3d's whole table, and unet3d-v2's blocks (affine norms, one or two convolutions)
+    # over the edge subspace
     sub = unet3d.Subspace(2, 2, (8, 16, 64))
-    keys = set(sub.blocks(1))
-    assert len(keys) == 354
-    for arch in sub.sample(20, np.random.default_rng(6)):
-        blocks = unet3d.blocks(arch, 1)
-        assert set(blocks) <= keys
-        n = sum(sum(p.numel() for p in block_module(b, (16, 16, 16), 3)[0].parameters())
-                for b in blocks)
-        assert n == sum(p.numel() for p in build("unet3d-v2", arch, 1, 3).parameters())
+    for space, keys, size, archs in (
+            ("unet3d", unet3d.all_blocks(1), 1864, unet3d.sample(20, np.random.default_rng(5))),
+            ("unet3d-v2", sub.blocks(1), 354, sub.sample(20, np.random.default_rng(6)))):
+        assert len(set(keys)) == size
+        for arch in archs:
+            blocks = unet3d.blocks(arch, 1)
+            assert set(blocks) <= set(keys)
+            n = sum(sum(p.numel() for p in block_module(b, (16, 16, 16), 3)[0].parameters())
+                    for b in blocks)
+            assert n == sum(p.numel() for p in build(space, arch, 1, 3).parameters())
 
 
 def test_block_inputs_chain_through_a_network():
