@@ -1,17 +1,22 @@
 """Throughput of supernet subnet evaluation on one CPU thread, and what dominates it.
 
-    python benchmarks/subnet_eval_speed.py --data-root ../shared/data/msd [--archs 20]
+    python benchmarks/subnet_eval_speed.py --data-root ../shared/data/msd [--archs 20] \\
+        [--cmax 8 16 64] [--checkpoint runs/supernet/<task>/<recipe>/checkpoints/epochNNNN.pt]
     python benchmarks/subnet_eval_speed.py --medmnist ../shared/data/medmnist [--archs 50]
     python benchmarks/subnet_eval_speed.py --medmnist ../shared/data/medmnist \\
         --supernet runs/mednns_supernet/<set>/<recipe>/checkpoints/chunkNNNN.pt [--sizes 64 256]
 
-unet3d on MSD hippocampus: the supernet (untrained: the time of a forward pass does not
-depend on the weights) evaluates ``--archs`` uniformly drawn subnets on the validation and
-test cases with the builder's own metric code; the time is split into forward passes and
-metrics (Dice, Jaccard, HD95). mednns on a MedMNIST set: the zoo builder's evaluation of
-drawn subnets of an (untrained) supernet, rows and all, then the same subnets step by step
-(extraction, batch-norm recalibration, val + test forward passes, MACs). Reports
-subnets per hour per core; the issues' targets are 1,000 (unet3d) and 2,000 (mednns, 28 px).
+unet3d on MSD hippocampus: the supernet (the whole space, or with ``--cmax`` the edge
+supernet of unet3d-v2; untrained unless ``--checkpoint``: a forward pass costs the same
+whatever the weights, but HD95 costs more on an untrained net's scattered masks) evaluates
+``--archs`` uniformly drawn subnets on the validation and test cases with the builder's own
+metric code; the time is split into forward passes and metrics (Dice, Jaccard, HD95), and
+the validation prediction step is timed side by side as it was (MONAI MetaTensor input,
+``argmax``) and as the builder runs it (plain tensor input, ``torch.max``).
+mednns on a MedMNIST set: the zoo builder's evaluation of drawn subnets of an (untrained)
+supernet, rows and all, then the same subnets step by step (extraction, batch-norm
+recalibration, val + test forward passes, MACs). Reports subnets per hour per core; the
+issues' targets are 1,000 (unet3d) and 2,000 (mednns, 28 px).
 """
 
 from __future__ import annotations
@@ -22,41 +27,63 @@ import time
 import numpy as np
 
 
-def unet3d_speed(data_root: str, n: int) -> None:
+def unet3d_speed(data_root: str, n: int, cmax: list[int], checkpoint: str | None) -> None:
     import torch
     from monai.data import CacheDataset, DataLoader
 
     from builders.data import msd
-    from builders.supernet import _Subnet
+    from builders.supernet import Recipe, _Subnet
     from builders.measure.metrics import segmentation_metrics
-    from medbench.spaces import unet3d
     from medbench.spaces.nets import build_supernet
 
     torch.set_num_threads(1)
     task = msd.load_task("msd/hippocampus", data_root)
-    spatial = (48, 64, 48)
-    loaders = {p: DataLoader(CacheDataset(task.files(p), msd.transforms(spatial, False),
-                                          progress=False), batch_size=4)
-               for p in ("val", "test")}
-    net = build_supernet("unet3d", 1, 3).eval()
-    archs = unet3d.sample(n, np.random.default_rng(0))
+    recipe = Recipe(space="unet3d-v2", cmax=tuple(cmax)) if cmax else Recipe()
+    loaders = {p: DataLoader(CacheDataset(task.files(p), msd.transforms(
+        recipe.spatial_size, False), progress=False), batch_size=4) for p in ("val", "test")}
+    net = build_supernet(recipe.space, 1, 3, **({"cmax": recipe.cmax} if cmax else {}))
+    if checkpoint:  # HD95 depends on the predicted masks, so on the weights
+        net.load_state_dict(torch.load(checkpoint, weights_only=False)["model"])
+    net.eval()
+    sub_space = recipe.subspace()
+    if sub_space is None:
+        from medbench.spaces import unet3d
+
+        archs = unet3d.sample(n, np.random.default_rng(0))
+    else:
+        archs = sub_space.sample(n, np.random.default_rng(0))
     forward = evaluation = 0.0
+    step = {"MetaTensor input, argmax": 0.0, "plain tensor input, torch.max": 0.0}
     for arch in archs:
         sub = _Subnet(net, arch)
         t0 = time.perf_counter()
         with torch.no_grad():  # forward passes alone, to split the evaluation's time
             for loader in loaders.values():
                 for batch in loader:
-                    sub(batch["image"])
+                    sub(batch["image"].as_subclass(torch.Tensor))
         t1 = time.perf_counter()
         for loader in loaders.values():  # the evaluation as the builder runs it
-            segmentation_metrics(sub, loader, 3, "cpu", spatial)
+            segmentation_metrics(sub, loader, 3, "cpu", recipe.spatial_size)
         forward += t1 - t0
         evaluation += time.perf_counter() - t1
-    print(f"unet3d: {n} subnets, {sum(len(lo.dataset) for lo in loaders.values())} cases each;"
-          f" {3600 * n / evaluation:.0f} subnets per hour per core ({evaluation / n:.2f} s "
+        with torch.no_grad():  # the prediction step, the earlier way and the builder's
+            for batch in loaders["val"]:
+                t0 = time.perf_counter()
+                before = sub(batch["image"]).argmax(1)
+                t1 = time.perf_counter()
+                now = torch.max(sub(batch["image"].as_subclass(torch.Tensor)), 1).indices
+                step["plain tensor input, torch.max"] += time.perf_counter() - t1
+                step["MetaTensor input, argmax"] += t1 - t0
+                assert torch.equal(before.as_subclass(torch.Tensor), now), "labels differ"
+    print(f"{recipe.space} supernet{' ' + str(cmax) if cmax else ''} "
+          f"({'trained' if checkpoint else 'untrained'}): {n} subnets, "
+          f"{sum(len(lo.dataset) for lo in loaders.values())} cases each; "
+          f"{3600 * n / evaluation:.0f} subnets per hour per core ({evaluation / n:.2f} s "
           f"each: forward passes {forward / n:.2f} s, metrics with HD95 "
           f"{(evaluation - forward) / n:.2f} s)")
+    a, b = step.values()
+    print("  validation prediction step per subnet (identical labels): " + ", ".join(
+        f"{k} {v / n:.2f} s" for k, v in step.items()) + f"; {a / b:.2f}x")
 
 
 def mednns_speed(root: str, n: int, name: str = "breastmnist", recalibrate: int = 256) -> None:
@@ -192,6 +219,9 @@ def main() -> None:
     ap.add_argument("--data-root", default=None, help="MSD folder (unet3d)")
     ap.add_argument("--medmnist", default=None, help="MedMNIST folder (mednns)")
     ap.add_argument("--archs", type=int, default=20)
+    ap.add_argument("--cmax", type=int, nargs="*", default=[],
+                    help="unet3d: the edge supernet of unet3d-v2 with these widths (8 16 64)")
+    ap.add_argument("--checkpoint", default=None, help="unet3d: a trained supernet checkpoint")
     ap.add_argument("--set", default="breastmnist", help="MedMNIST set (mednns)")
     ap.add_argument("--recalibrate", type=int, default=256,
                     help="mednns: batch-norm recalibration images, as the zoo builder")
@@ -203,7 +233,7 @@ def main() -> None:
         recalibration_sizes(args.medmnist, args.set, args.supernet, args.archs, args.sizes)
         return
     if args.data_root:
-        unet3d_speed(args.data_root, args.archs)
+        unet3d_speed(args.data_root, args.archs, args.cmax, args.checkpoint)
     if args.medmnist:
         mednns_speed(args.medmnist, args.archs, args.set, args.recalibrate)
 
