@@ -136,7 +136,8 @@ def info(
 @app.command()
 def simulate(
     task: Annotated[Optional[str], typer.Option(help="Task id or alias.")] = None,
-    space: Annotated[str, typer.Option(help="Search space.")] = "unet3d",
+    space: Annotated[Optional[str], typer.Option(
+        help="Search space (default: the one with results for the task and method).")] = None,
     method: Annotated[str, typer.Option(help="standalone or supernet results.")] = "standalone",
     algorithms: Annotated[str, typer.Option(
         help="Comma-separated: rs, re, ls, asha, sh, hb, nsga2, moead, mstf, re-warm.")
@@ -175,8 +176,8 @@ def simulate(
         if objective not in OBJECTIVES:
             raise MedbenchError(f"unknown objective {objective!r}; use one of "
                                 f"{', '.join(OBJECTIVES)}")
-        table = from_store(store, task=task, space=store.resolve_space(space), method=method,
-                           objective=objective)
+        table = from_store(store, task=task, space=store.resolve_space(space) if space else None,
+                           method=method, objective=objective)
     runs = compare(table, names, workers=workers, budget_seconds=seconds, repeats=repeats,
                    seed=seed, seed_mode=seed_mode)
     folder = write_report(table, runs, out, workers=workers, budget_seconds=seconds,
@@ -211,7 +212,8 @@ def export(
     to: Annotated[str, typer.Option("--to", help="syne-tune (a blackbox folder) or naslib "
                                     "(a JSON file).")],
     out: Annotated[str, typer.Option(help="Folder (syne-tune) or file (naslib) to write.")],
-    space: Annotated[str, typer.Option(help="Search space.")] = "unet3d",
+    space: Annotated[Optional[str], typer.Option(
+        help="Search space (default: the one with results for the task and method).")] = None,
     method: Annotated[str, typer.Option(help="standalone or supernet.")] = "standalone",
 ) -> None:
     """Write one task's results in another NAS tool's format (Syne Tune, NASLib)."""
@@ -222,7 +224,8 @@ def export(
     if to not in EXPORTS:
         raise MedbenchError(f"unknown export format {to!r}; use one of {', '.join(EXPORTS)}")
     with _open() as store:
-        table = from_store(store, task=task, space=store.resolve_space(space), method=method)
+        table = from_store(store, task=task, space=store.resolve_space(space) if space else None,
+                           method=method)
         if to == "naslib":
             path = write_naslib(table, out, proxies_from_store(store, table))
         else:

@@ -129,7 +129,9 @@ def generate(store) -> str:
                                f"Kendall tau {_fmt(tau, 3)} over {fit['n']} measured "
                                f"networks; overhead {fit['overhead_ms']:.2f} ms")
         out += _hardware_lines(store, task)
-        lat = [r for r in rows if r["latency_ms"] is not None]
+        every = [dict(zip(res.columns, r)) for r in store.query(task=task, method="all",
+                                                                 limit=0).rows()]
+        lat = [r for r in every if r["latency_ms"] is not None]
         if lat and res.device:
             fast = min(lat, key=lambda r: r["latency_ms"])
             out.append(f"- latency on {res.device} ({res.runtime}, {res.threads} thread(s), "

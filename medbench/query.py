@@ -128,7 +128,9 @@ def run(store: Store, *, task: str | None = None, space: str | None = None,
         max_params: keep rows with at most this many parameters (``1M``, ``500k``).
         min_dice: keep rows whose mean validation Dice is at least this (Dice tasks only).
         min_metric: keep rows whose mean validation metric is at least this.
-        method: ``standalone`` or ``supernet``.
+        method: ``standalone``, ``supernet`` or ``all``; default: ``standalone`` where the
+            listed spaces hold standalone results for the task (weight-sharing estimates are
+            left out, and a note says how many), otherwise every method.
         sort: output column to sort by, optionally ``:asc`` / ``:desc`` (default: the
             validation metric, best first; quality columns sort descending, others ascending).
         limit: at most this many rows (0 = all).
@@ -153,8 +155,8 @@ def run(store: Store, *, task: str | None = None, space: str | None = None,
     for name, value in (("min-dice", min_dice), ("min-metric", min_metric)):
         if value is not None and not 0.0 <= value <= 1.0:
             raise BadValueError(f"--{name} must lie in [0, 1]: {value}")
-    if method is not None and method not in METHODS:
-        raise UnknownNameError("method", method, METHODS)
+    if method is not None and method not in (*METHODS, "all"):
+        raise UnknownNameError("method", method, (*METHODS, "all"))
     if runtime not in RUNTIMES:  # a runtime some device added beyond the usual two
         known = tuple(sorted(set(RUNTIMES) | set(store.known("runtime", "hardware"))))
         if runtime not in known:
@@ -196,6 +198,15 @@ def run(store: Store, *, task: str | None = None, space: str | None = None,
     if n_hidden:
         notes.append(f"{n_hidden} architecture(s) of superseded spaces ({', '.join(hidden)}) "
                      "left out: --space names one to see them")
+    if method is None:
+        method, n_estimates = _default_method(store, views["evaluations"], task,
+                                              (shown, shown_args))
+        if n_estimates:
+            notes.append(f"{n_estimates} weight-sharing estimate(s) (method supernet) left out "
+                         "beside the standalone-trained rows: --method supernet or all to see "
+                         "them")
+    elif method == "all":
+        method = None
     if device is None:
         notes.append(f"no latency measured for {task} with {runtime}, {threads} thread(s), "
                      f"batch {batch}")
@@ -223,6 +234,19 @@ def _superseded_here(store: Store, ev_view: str, task: str) -> tuple[tuple[str, 
         f"({', '.join('?' * len(names))}) GROUP BY space", [task, *names]))
     hidden = tuple(old for old, new in newer.items() if new in counts)
     return hidden, sum(counts.get(old, 0) for old in hidden)
+
+
+def _default_method(store: Store, ev_view: str, task: str, spaces: tuple[str, list]
+                    ) -> tuple[str | None, int]:
+    """``standalone`` and how many (space, architecture) pairs of other methods that leaves
+    out, where the shown spaces hold standalone results for ``task``; else (None, 0)."""
+    shown, shown_args = spaces
+    counts = dict(store.fetchall(
+        f'SELECT method, count(DISTINCT (space, arch_id)) FROM "{ev_view}" WHERE task = ? '
+        f"AND {shown} GROUP BY method", [task, *shown_args]))
+    if not counts.get("standalone"):
+        return None, 0
+    return "standalone", sum(n for m, n in counts.items() if m != "standalone")
 
 
 def _shown_spaces(space: str | None, hidden: tuple[str, ...]) -> tuple[str, list]:

@@ -78,7 +78,8 @@ def query_parser():
     opt("--min-dice", metavar="X", type=float, help="Minimum mean validation Dice.")
     opt("--min-metric", metavar="X", type=float,
         help="Minimum mean validation metric of the task.")
-    opt("--method", metavar="METHOD", help="standalone or supernet.")
+    opt("--method", metavar="METHOD", help="standalone, supernet or all (default: standalone "
+        "where the task has standalone results, else all).")
     opt("--sort", metavar="COLUMN",
         help="Column to sort by, e.g. test_dice or latency_ms:asc (default: val metric).")
     opt("--limit", metavar="N", type=int, default=20, help="Rows to show, 0 = all (default: 20).")

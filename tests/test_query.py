@@ -33,7 +33,20 @@ def test_seeds_are_aggregated_with_mean_std_and_count(store):
     assert b["val_dice_std"] == pytest.approx(math.sqrt(2) * 0.01)
     assert b["test_dice"] == pytest.approx(0.795)
     assert rows["e-oneseed"]["n_seeds"] == 1 and rows["e-oneseed"]["val_dice_std"] is None
-    assert rows_by_arch(res, "supernet")["b-mid"]["val_dice"] == pytest.approx(0.75)
+    every = store.query(task="hippocampus", method="all", limit=0)
+    assert rows_by_arch(every, "supernet")["b-mid"]["val_dice"] == pytest.approx(0.75)
+
+
+def test_standalone_results_by_default_supernet_estimates_on_request(store):
+    res = store.query(task="hippocampus", limit=0)
+    assert {r[res.columns.index("method")] for r in res.rows()} == {"standalone"}
+    assert any("1 weight-sharing estimate(s)" in n for n in res.notes)
+    supernet = store.query(task="hippocampus", method="supernet", limit=0)
+    assert set(rows_by_arch(supernet, "supernet")) == {"b-mid"} and not supernet.notes
+    every = store.query(task="hippocampus", method="all", limit=0)
+    assert len(every.rows()) == len(res.rows()) + 1
+    with pytest.raises(UnknownNameError):
+        store.query(task="hippocampus", method="oneshot")
 
 
 def test_default_device_is_the_one_with_most_measurements(store):
@@ -122,7 +135,7 @@ def test_task_aliases(store):
 
 
 def test_result_converts_to_arrow(store):
-    table = store.query(task="hippocampus", limit=0).arrow()
+    table = store.query(task="hippocampus", method="all", limit=0).arrow()
     assert table.num_rows == 6 and "val_dice_std" in table.column_names
 
 
@@ -152,6 +165,6 @@ def test_a_superseded_space_leaves_the_default_query_once_its_successor_has_resu
         assert [(r[0], r[1]) for r in res.rows()] == [("unet3d-v2", v2)]
         assert res.device == "dev-b"  # dev-a measured more, but none of these
         assert any("superseded" in n and "unet3d" in n for n in res.notes)
-        old = s.query(task=TASK, space="unet3d", limit=0)
+        old = s.query(task=TASK, space="unet3d", method="all", limit=0)
         assert {r[0] for r in old.rows()} == {"unet3d"} and len(old.rows()) == 6
         assert old.device == "dev-a" and not any("superseded" in n for n in old.notes)

@@ -177,6 +177,27 @@ def test_arrays_from_the_tables(release):
     assert z.elapsed[0, 0, 0] == pytest.approx(1.0 / n_rows)  # the run took 1 s
 
 
+def test_the_default_space_is_the_one_with_results_newest_version_first(release):
+    from conftest import RUN, TASK
+
+    def evals(space, method, archs):
+        write_rows(release, "evaluations", [
+            {"space": space, "arch_id": a, "task": TASK, "method": method, "seed": 0,
+             "epochs": 2, "val_dice": 0.7, "test_dice": 0.7, "run_id": RUN} for a in archs],
+            f"{space}-{method}")
+        write_manifest(release)
+
+    evals("unet3d-v2", "supernet", ["v2-a", "v2-b"])
+    with medbench.open(release) as store:
+        # unet3d-v2 supersedes unet3d's supernet rows; unet3d alone has standalone ones
+        assert from_store(store, task="hippocampus", method="supernet").space == "unet3d-v2"
+        assert from_store(store, task="hippocampus").space == "unet3d"
+    evals("dynunet", "supernet", ["d"])
+    with medbench.open(release) as store:
+        with pytest.raises(medbench.MedbenchError, match=r"several spaces \(dynunet, unet3d-v2"):
+            from_store(store, task="hippocampus", method="supernet")
+
+
 def with_curves(release):
     from conftest import ARCHS, RUN, TASK
 

@@ -89,7 +89,22 @@ class Tabular:
                                       self.energy_mj, self.params))
 
 
-def from_store(store, *, task: str, space: str, method: str = "standalone",
+def _only_space(store, evals: str, task: str, method: str) -> str:
+    from medbench.catalog import superseded
+
+    have = [s for (s,) in store.fetchall(f'SELECT DISTINCT space FROM "{evals}" WHERE task = ? '
+                                         "AND method = ? ORDER BY 1", [task, method])]
+    newer = superseded()
+    have = [s for s in have if newer.get(s) not in have]
+    if not have:
+        raise MedbenchError(f"no {method} results on {task} to simulate")
+    if len(have) > 1:
+        raise MedbenchError(f"{task} has {method} results in several spaces "
+                            f"({', '.join(have)}): choose one with --space")
+    return have[0]
+
+
+def from_store(store, *, task: str, space: str | None = None, method: str = "standalone",
                device: str | None = None, runtime: str = "onnxruntime",
                threads: int = 1, objective: str = "latency") -> Tabular:
     """Build the arrays of (space, task, method) from an open :class:`~medbench.store.Store`.
@@ -99,8 +114,12 @@ def from_store(store, *, task: str, space: str, method: str = "standalone",
     validation metric, costing the row's ``train_seconds`` or, where it has none, the seconds
     of the job that evaluated it divided by the rows that job made (a zoo lookup's cost).
 
+    ``space`` None: the one space with ``method`` results for the task, leaving out a
+    superseded space whose successor has some (as ``medbench query`` does).
+
     Raises:
-        MedbenchError: if the task has no results for this space and method.
+        MedbenchError: if the task has no results for this space and method, or ``space`` is
+            None and several spaces have them.
     """
     from medbench.query import task_metric  # the task's primary metric, one rule for all
 
@@ -108,6 +127,8 @@ def from_store(store, *, task: str, space: str, method: str = "standalone",
     metric = task_metric(store, task)
     curves = store.view("curves", task)
     evals = store.view("evaluations", task)
+    if space is None:
+        space = _only_space(store, evals, task, method)
     def archs_of(view: str) -> list[tuple]:
         return store.fetchall(
             f'SELECT DISTINCT r.arch_id, a.config FROM "{view}" r LEFT JOIN '
