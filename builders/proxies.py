@@ -40,6 +40,19 @@ class Proxy:
     definition: str
 
 
+#: Every proxy by name, in the order defined below (:func:`proxy` adds each).
+PROXIES: dict[str, Proxy] = {}
+
+
+def proxy(needs_labels: bool) -> Callable:
+    """Register the decorated score function under its name, its docstring (the formula)
+    as the definition."""
+    def register(fn: Callable[..., float]) -> Callable[..., float]:
+        PROXIES[fn.__name__] = Proxy(fn.__name__, fn, needs_labels, " ".join(fn.__doc__.split()))
+        return fn
+    return register
+
+
 def weighted_layers(net: nn.Module) -> list[nn.Module]:
     return [m for m in net.modules() if isinstance(m, _WEIGHTED)]
 
@@ -102,11 +115,15 @@ def _grads(net, x, y, loss_fn) -> list[nn.Module]:
     return _loss_pass(net, x, y, loss_fn)[0]
 
 
+@proxy(needs_labels=False)
 def params(net, x, y, loss_fn) -> float:
+    """Trainable parameters."""
     return float(sum(p.numel() for p in net.parameters() if p.requires_grad))
 
 
+@proxy(needs_labels=False)
 def flops(net, x, y, loss_fn) -> float:
+    """Floating-point operations of one forward pass at batch 1."""
     from torch.utils.flop_counter import FlopCounterMode
 
     net.eval()  # batch 1: train-mode batch norm cannot run on a 1x1 map (counts are alike)
@@ -115,26 +132,36 @@ def flops(net, x, y, loss_fn) -> float:
     return float(counter.get_total_flops())
 
 
+@proxy(needs_labels=False)
 def l2_norm(net, x, y, loss_fn) -> float:
+    """Sum over weighted layers of ||W||_2."""
     return float(sum(m.weight.detach().norm() for m in weighted_layers(net)))
 
 
+@proxy(needs_labels=True)
 def grad_norm(net, x, y, loss_fn) -> float:
+    """Sum over weighted layers of ||dL/dW||_2."""
     return float(sum(m.weight.grad.norm() for m in _grads(net, x, y, loss_fn)
                      if m.weight.grad is not None).detach())
 
 
+@proxy(needs_labels=True)
 def snip(net, x, y, loss_fn) -> float:
+    """Sum of |W * dL/dW|."""
     return float(sum((m.weight.grad * m.weight.detach()).abs().sum()
                      for m in _grads(net, x, y, loss_fn) if m.weight.grad is not None))
 
 
+@proxy(needs_labels=True)
 def plain(net, x, y, loss_fn) -> float:
+    """Sum of W * dL/dW."""
     return float(sum((m.weight.grad * m.weight.detach()).sum()
                      for m in _grads(net, x, y, loss_fn) if m.weight.grad is not None))
 
 
+@proxy(needs_labels=True)
 def grasp(net, x, y, loss_fn) -> float:
+    """Sum of -W * (H g), g = dL/dW, H the Hessian."""
     # g = dL/dW from the shared loss pass (the same gradient a pass of its own gives)
     g = [torch.zeros_like(m.weight) if m.weight.grad is None else m.weight.grad.detach()
          for m in _grads(net, x, y, loss_fn)]
@@ -146,7 +173,10 @@ def grasp(net, x, y, loss_fn) -> float:
     return float(sum((-w.detach() * h).sum() for w, h in zip(weights, hg) if h is not None))
 
 
+@proxy(needs_labels=True)
 def fisher(net, x, y, loss_fn) -> float:
+    """Sum over layer outputs a of 0.5 sum_channels (mean over samples of sum_space a
+    dL/da)^2."""
     acts = _loss_pass(net, x, y, loss_fn)[1]
     total = 0.0
     for a in acts:
@@ -157,7 +187,10 @@ def fisher(net, x, y, loss_fn) -> float:
     return total
 
 
+@proxy(needs_labels=False)
 def synflow(net, x, y, loss_fn) -> float:
+    """Sum of |W * dR/dW|, R = sum of the output of the absolute-weight, normalisation-free
+    net on ones, in float64."""
     net = copy.deepcopy(net).double()
     for name, module in list(net.named_modules()):
         for child_name, child in list(module.named_children()):
@@ -187,12 +220,18 @@ def _eig_score(corr: torch.Tensor) -> float:
     return float(-torch.sum(torch.log(v + 1e-5) + 1.0 / (v + 1e-5)))
 
 
+@proxy(needs_labels=False)
 def jacov(net, x, y, loss_fn) -> float:
+    """-sum(log(l + 1e-5) + 1/(l + 1e-5)) over eigenvalues l of the correlation of input
+    Jacobians."""
     j = _jacobians(net, x)
     return _eig_score(torch.nan_to_num(torch.corrcoef(j)))
 
 
+@proxy(needs_labels=True)
 def epe_nas(net, x, y, loss_fn) -> float:
+    """Per-class correlation of input Jacobians: sum over classes of |sum log(|corr| +
+    1e-5)|."""
     j = _jacobians(net, x)
     labels = _sample_labels(y)
     total = 0.0
@@ -216,7 +255,9 @@ def _sample_labels(y: torch.Tensor) -> torch.Tensor:
     return torch.where(counts.sum(1) > 0, counts.argmax(1), torch.zeros_like(counts[:, 0]))
 
 
+@proxy(needs_labels=False)
 def nwot(net, x, y, loss_fn) -> float:
+    """log|det K|, K = sum over activations of c c^T + (1 - c)(1 - c)^T for binary codes c."""
     n = len(x)
     k = torch.zeros(n, n, dtype=torch.float64, device=x.device)
 
@@ -235,7 +276,10 @@ def nwot(net, x, y, loss_fn) -> float:
     return float(torch.linalg.slogdet(k)[1])
 
 
+@proxy(needs_labels=False)
 def zen(net, x, y, loss_fn) -> float:
+    """log E||f(x) - f(x + 0.01 e)||_1 on N(0,1) weights, f the features before the last
+    layer, + sum log sqrt(mean BN running var)."""
     net = copy.deepcopy(net)
     with torch.no_grad():
         for m in net.modules():
@@ -260,27 +304,6 @@ def zen(net, x, y, loss_fn) -> float:
     return float(torch.log(delta + 1e-12)) + bn
 
 
-PROXIES: dict[str, Proxy] = {p.name: p for p in (
-    Proxy("epe_nas", epe_nas, True, "per-class correlation of input Jacobians: "
-          "sum over classes of |sum log(|corr| + 1e-5)|"),
-    Proxy("fisher", fisher, True, "sum over layer outputs a of 0.5 sum_channels "
-          "(mean over samples of sum_space a dL/da)^2"),
-    Proxy("flops", flops, False, "floating-point operations of one forward pass at batch 1"),
-    Proxy("grad_norm", grad_norm, True, "sum over weighted layers of ||dL/dW||_2"),
-    Proxy("grasp", grasp, True, "sum of -W * (H g), g = dL/dW, H the Hessian"),
-    Proxy("jacov", jacov, False, "-sum(log(l + 1e-5) + 1/(l + 1e-5)) over eigenvalues l of "
-          "the correlation of input Jacobians"),
-    Proxy("l2_norm", l2_norm, False, "sum over weighted layers of ||W||_2"),
-    Proxy("nwot", nwot, False, "log|det K|, K = sum over activations of c c^T + "
-          "(1 - c)(1 - c)^T for binary codes c"),
-    Proxy("params", params, False, "trainable parameters"),
-    Proxy("plain", plain, True, "sum of W * dL/dW"),
-    Proxy("snip", snip, True, "sum of |W * dL/dW|"),
-    Proxy("synflow", synflow, False, "sum of |W * dR/dW|, R = sum of the output of the "
-          "absolute-weight, normalisation-free net on ones, in float64"),
-    Proxy("zen", zen, False, "log E||f(x) - f(x + 0.01 e)||_1 on N(0,1) weights, f the "
-          "features before the last layer, + sum log sqrt(mean BN running var)"),
-)}
 
 
 def score(name: str, net: nn.Module, x: torch.Tensor, y: torch.Tensor,
@@ -435,10 +458,8 @@ def main(argv: list[str] | None = None) -> int:
     from pathlib import Path
 
     from builders.plans import architectures_to_measure
-    from functools import partial
 
-    from builders.jobs import (Job, WorkDir, add_backend_args, at_least, device_name, run_jobs,
-                               torch_device)
+    from builders.jobs import (Job, WorkDir, add_backend_args, at_least, torch_device)
     from builders.data.msd import SPATIAL
     from medbench.catalog import resolve_task
     from medbench.errors import MedbenchError
@@ -489,16 +510,8 @@ def main(argv: list[str] | None = None) -> int:
         n_released = len(archs) * len(args.seeds) - len(jobs)
         work = WorkDir(Path(args.work) / task_id.replace("/", "_") /
                        f"b{args.batch_size}-{'x'.join(map(str, spatial))}")
-        threads = args.threads or (1 if args.workers > 1 or args.backend == "ray" else 0)
-        if threads:
-            torch.set_num_threads(threads)
-        counts = run_jobs(work, jobs, partial(proxy_job, task=task, batch_size=args.batch_size,
-                                              spatial=spatial, threads=threads, cache={},
-                                              device=args.device),
-                          builder=BUILDER, version=VERSION, device=device_name(args.device),
-                          describe=lambda j: f"{j.args['arch_id']} seed {j.args['seed']}",
-                          backend=args.backend, workers=args.workers,
-                          cpus_per_job=threads or 1)
+        counts = _run(args, work, jobs, task, spatial,
+                      lambda j: f"{j.args['arch_id']} seed {j.args['seed']}")
     except MedbenchError as e:
         print(f"builders.proxies: error: {e}", file=sys.stderr)
         return 2
@@ -506,16 +519,32 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _run(args, work, jobs: list, task, spatial: tuple, describe: Callable) -> dict:
+    """Score ``jobs`` into ``work`` with the command line's threads, backend and workers."""
+    from functools import partial
+
+    from builders.jobs import device_name, run_jobs
+
+    threads = args.threads or (1 if args.workers > 1 or args.backend == "ray" else 0)
+    if threads:
+        torch.set_num_threads(threads)
+    return run_jobs(work, jobs, partial(proxy_job, task=task, batch_size=args.batch_size,
+                                        spatial=spatial, threads=threads, cache={},
+                                        device=args.device),
+                    builder=BUILDER, version=VERSION, device=device_name(args.device),
+                    describe=describe, backend=args.backend, workers=args.workers,
+                    cpus_per_job=threads or 1)
+
+
 def _sampled_main(args, task_id: str) -> int:
     """Proxies of ``--sample`` architectures of ``--space`` on a MedMNIST task."""
     import json
-    from functools import partial
     from pathlib import Path
 
     import numpy as np
 
     from builders.data import medmnist as medmnist_data
-    from builders.jobs import Job, WorkDir, device_name, run_jobs
+    from builders.jobs import Job, WorkDir
     from medbench.errors import MedbenchError
     from medbench.spaces import get_space
 
@@ -541,16 +570,8 @@ def _sampled_main(args, task_id: str) -> int:
     n_released = len(chunks) * len(args.seeds) - len(jobs)
     work = WorkDir(Path(args.work) / task_id.replace("/", "_") /
                    f"{args.space}-b{args.batch_size}-sample{args.sample_seed}")
-    threads = args.threads or (1 if args.workers > 1 or args.backend == "ray" else 0)
-    if threads:
-        torch.set_num_threads(threads)
-    counts = run_jobs(work, jobs, partial(proxy_job, task=task, batch_size=args.batch_size,
-                                          spatial=(), threads=threads, cache={},
-                                          device=args.device),
-                      builder=BUILDER, version=VERSION, device=device_name(args.device),
-                      describe=lambda j: f"{len(j.args['archs'])} {args.space} archs seed "
-                                         f"{j.args['seed']}",
-                      backend=args.backend, workers=args.workers, cpus_per_job=threads or 1)
+    counts = _run(args, work, jobs, task, (),
+                  lambda j: f"{len(j.args['archs'])} {args.space} archs seed {j.args['seed']}")
     print(json.dumps({**counts, "released": n_released, "work": str(work.root),
                       "archs": len(archs)}))
     return 0
