@@ -200,6 +200,18 @@ def _failed(job: Job, error: BaseException) -> dict:
 BACKENDS = ("local", "ray")
 
 
+def _exit_with_parent(parent: int, every: float = 0.5) -> None:
+    """In a pool worker: end this process once ``parent`` is gone (a killed builder)."""
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def _execute(todo: list[tuple[Job, str]], run, backend: str, workers: int,
              cpus_per_job: float, on_start: Callable[[Job], None] = lambda job: None,
              ) -> Iterator[tuple[Job, str, dict]]:
@@ -225,8 +237,10 @@ def _execute(todo: list[tuple[Job, str]], run, backend: str, workers: int,
         import multiprocessing
         from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-        # spawn: torch and fork do not mix; every worker imports the builder afresh.
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        # spawn: torch and fork do not mix; every worker imports the builder afresh. Workers
+        # end with this process, however it ends (their results could not be committed).
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_exit_with_parent, initargs=(os.getpid(),)) as pool:
             pending = {}
             for job, run_id in todo:
                 on_start(job)

@@ -91,3 +91,32 @@ def test_sigkill_at_random_moments(tmp_path):
         rounds += 1
     print(f"kills survived: {kills} in {rounds} builds of {N_JOBS} jobs; rows lost: 0, "
           "duplicate rows: 0, partial files seen: 0")
+
+
+def test_pool_workers_end_with_a_killed_builder(tmp_path):
+    """Killing a builder's main process also ends its pool workers (no orphan training)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "kill_target.py"),
+                             str(tmp_path / "work"), "4", "--pool", str(pids)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while len(list(pids.iterdir())) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    workers = [int(p.read_text()) for p in pids.iterdir()]
+    assert len(workers) == 2, "the pool's two workers did not start their jobs"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    deadline = time.monotonic() + 10
+    while any(map(alive, workers)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(map(alive, workers)), "a worker outlived its builder"
