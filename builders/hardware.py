@@ -1,6 +1,7 @@
 """Measure latency (and energy where the machine can) of architectures on this device.
 
     python -m builders.hardware --task hippocampus [--tables tables] [--plan 60]
+        [--method standalone]
         [--device-name rpi4] [--runtimes onnxruntime torch] [--threads 1 0] [--repeats 30]
 
 Run it on the device to measure (a Raspberry Pi, a Jetson, a laptop, a GPU server): it
@@ -391,6 +392,9 @@ def main(argv: list[str] | None = None) -> int:
                     "standalone plan of this many architectures (and the DynUNet reference)")
     ap.add_argument("--space", default=None, help="only architectures of this space")
     ap.add_argument("--only", nargs="*", default=None, help="measure these space:arch_id")
+    ap.add_argument("--method", choices=("standalone", "supernet"), default=None,
+                    help="only architectures with results of this training method (default: "
+                         "any; a supernet's thousands of subnets get LUT latency instead)")
     ap.add_argument("--device-name", default=None, help="device id (default: from the CPU/GPU)")
     ap.add_argument("--device", default="cpu", help="cpu or cuda (torch runtime only)")
     ap.add_argument("--runtimes", nargs="+", default=["onnxruntime", "torch"])
@@ -434,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
         shape, n_out, control_net = task_io(args.tables, task, args.spatial)
         space = resolve_space(args.space) if args.space else None
         archs = [tuple(a.split(":", 1)) for a in args.only] if args.only else \
-            architectures_to_measure(args.tables, task, args.plan, space)
+            architectures_to_measure(args.tables, task, args.plan, space, args.method)
         if args.max_gmacs:
             from medbench.spaces import get_space
 

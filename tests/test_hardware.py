@@ -488,3 +488,15 @@ def test_activation_memory_counts_live_tensors():
     large = build("unet3d", unet3d.from_id("s2|c16-32-64|k3-3-3|b1-1-1|r0-0-0"), 1, 3)
     a, b = (activation_mb(n, 1, (16, 16, 16), "cpu") for n in (small, large))
     assert 0 < a < b
+
+
+def test_architectures_to_measure_by_training_method(release):
+    from conftest import ARCHS, TASK
+
+    from builders.plans import architectures_to_measure
+
+    assert architectures_to_measure(str(release), TASK, 0, method="supernet") == [
+        ("unet3d", "b-mid")]
+    standalone = architectures_to_measure(str(release), TASK, 0, method="standalone")
+    assert standalone == sorted(("unet3d", a) for a in ARCHS)
+    assert architectures_to_measure(str(release), TASK, 0) == standalone  # b-mid in both
