@@ -167,8 +167,11 @@ def transforms(spatial_size: tuple[int, int, int], train: bool):
            T.EnsureTyped(keys, dtype="float32"),
            T.NormalizeIntensityd("image", nonzero=True, channel_wise=True),
            T.SpatialPadd(keys, spatial_size=spatial_size)]
+    # Plain tensors out: a MetaTensor carries its metadata through every op of the network,
+    # its loss and its metrics (nothing downstream reads it); the values are the same.
+    plain = [T.EnsureTyped(keys, track_meta=False)]
     if not train:
-        return T.Compose(pre)
+        return T.Compose(pre + plain)
     # Flips along axis 0 only: on MSD hippocampus axis 1 runs anterior-posterior and the two
     # labels are its two ends (their centroids lie 16-20 voxels apart along it), so flipping
     # it (or the vertical axis 2) would move a label's part to where the other one lies.
@@ -176,4 +179,4 @@ def transforms(spatial_size: tuple[int, int, int], train: bool):
         T.RandFlipd(keys, prob=0.5, spatial_axis=0),
         T.RandScaleIntensityd("image", factors=0.1, prob=0.5),
         T.RandShiftIntensityd("image", offsets=0.1, prob=0.5),
-    ])
+    ] + plain)
