@@ -34,8 +34,9 @@ from pathlib import Path
 from medbench.errors import BadValueError, MedbenchError
 from medbench.release import write_rows
 
-__all__ = ["Job", "WorkDir", "git_commit", "torch_device", "device_name", "run_jobs", "finish",
-           "save_checkpoint", "at_least", "add_backend_args", "read_job_meta"]
+__all__ = ["Job", "WorkDir", "git_commit", "torch_device", "torch_threads", "device_name",
+           "run_jobs", "finish", "save_checkpoint", "at_least", "add_backend_args",
+           "read_job_meta"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,17 @@ def torch_device(name: str | None) -> str:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise BadValueError("--device cuda: no CUDA device on this machine")
     return name
+
+
+def torch_threads(args) -> int:
+    """Torch threads per job by the builders' rule, set in this process: ``--threads``, else
+    1 where jobs run side by side (``--workers`` > 1 or Ray), else 0 (all cores, not set)."""
+    threads = args.threads or (1 if args.workers > 1 or args.backend == "ray" else 0)
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    return threads
 
 
 @functools.lru_cache(maxsize=None)

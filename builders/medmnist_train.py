@@ -33,6 +33,7 @@ from builders.jobs import (
     finish,
     run_jobs,
     torch_device,
+    torch_threads,
 )
 from builders.measure.metrics import EVAL_BATCH, class_scores, classification_metrics
 
@@ -167,13 +168,10 @@ def main(argv: list[str] | None = None) -> int:
                 for a in archs for s in args.seeds]
         work = WorkDir(Path(args.work) / task_id.replace("/", "_") /
                        f"{args.space}-v{VERSION}-e{recipe.epochs}")
-        import torch
 
         device = torch_device(args.device)
         task = medmnist_data.load(task_id, args.data_root)
-        threads = args.threads or (1 if args.workers > 1 or args.backend == "ray" else 0)
-        if threads:
-            torch.set_num_threads(threads)
+        threads = torch_threads(args)
         counts = run_jobs(work, jobs, partial(train_job, task=task, recipe=recipe,
                                               device=device, threads=threads),
                           builder=BUILDER, version=VERSION, device=device_name(device),

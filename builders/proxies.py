@@ -523,11 +523,9 @@ def _run(args, work, jobs: list, task, spatial: tuple, describe: Callable) -> di
     """Score ``jobs`` into ``work`` with the command line's threads, backend and workers."""
     from functools import partial
 
-    from builders.jobs import device_name, run_jobs
+    from builders.jobs import device_name, run_jobs, torch_threads
 
-    threads = args.threads or (1 if args.workers > 1 or args.backend == "ray" else 0)
-    if threads:
-        torch.set_num_threads(threads)
+    threads = torch_threads(args)
     return run_jobs(work, jobs, partial(proxy_job, task=task, batch_size=args.batch_size,
                                         spatial=spatial, threads=threads, cache={},
                                         device=args.device),

@@ -41,7 +41,7 @@ from pathlib import Path
 
 from builders.data.msd import SPATIAL
 from builders.jobs import (Job, WorkDir, add_backend_args, at_least, device_name, run_jobs,
-                           save_checkpoint, torch_device)
+                           save_checkpoint, torch_device, torch_threads)
 from builders.measure.costs import activation_mb, count_macs
 from builders.measure.metrics import segmentation_metrics
 from builders.plans import DYNUNET_MEMBER, DYNUNET_MEMBER_V2, plan, plan_v2
@@ -336,16 +336,13 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         # a fresh checkout has no work folder: what is released is done
         jobs = [j for j in jobs if not is_released(j)]
-        import torch
 
         from builders.data import msd
 
         device = torch_device(args.device)
         task = msd.load_task(task_id, args.data_root, splits_dir=Path(args.splits_dir)
                              if args.splits_dir else msd.SPLITS_DIR)
-        threads = args.threads or (1 if args.workers > 1 or args.backend == "ray" else 0)
-        if threads:
-            torch.set_num_threads(threads)
+        threads = torch_threads(args)
         counts = run_jobs(
             work, jobs, partial(train_job, task=task, recipe=recipe, device=device,
                                 threads=threads, cache={}, work=work),
