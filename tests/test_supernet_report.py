@@ -35,6 +35,9 @@ def test_agreement_and_disagreement(tmp_path):
         assert sign * t.spearman > 0.5 and sign * t.kendall > 0.3
         lo, hi = t.kendall_ci
         assert lo <= t.kendall <= hi
+        # seeds 0 and 1 rank a-small < d-bad ... the same way: the ceiling is 1, over the 4
+        # architectures with both seeds (e-oneseed has one)
+        assert t.seed_kendall == 1.0 and t.seed_archs == 4
 
 
 def test_report_command_and_datasheet(cli, release, tmp_path):
@@ -44,7 +47,7 @@ def test_report_command_and_datasheet(cli, release, tmp_path):
     r = cli(release, "report", "supernet-trust", "--out", str(tmp_path / "o"),
             "--bootstrap", "50")
     assert r.code == 0, r.err
-    assert "| unet3d | msd/hippocampus | 5 |" in r.out
+    assert "| unet3d | msd/hippocampus | 5 |" in r.out and "| 1.00 (4) |" in r.out
     assert (tmp_path / "o" / "unet3d_msd_hippocampus.png").read_bytes()[:4] == b"\x89PNG"
     with medbench.open(release) as store:
         assert "### Supernet against standalone training" in generate(store)
