@@ -111,6 +111,12 @@ def test_site_in_a_headless_browser(tmp_path):
         before = rows.count()
         assert before > 10 and n_points >= before
         page.screenshot(path=str(shots / "explore-hippocampus.png"))
+        # trained results by default, as the query; the supernet's estimates one choice away
+        methods = page.locator("#rows tr td:nth-child(3)")
+        assert set(methods.all_inner_texts()) == {"standalone"}
+        page.select_option("#method", "all")
+        assert rows.count() > before and "supernet" in methods.all_inner_texts()
+        page.select_option("#method", "standalone")
         # energy on the x axis: every row has it (tdp_model), the plot keeps its points
         page.select_option("#x-axis", "energy")
         assert "energy" in page.text_content("#plot .xtitle")

@@ -67,8 +67,12 @@
     const T = window.MB_TASK;
     const C = Object.fromEntries(T.columns.map((c, i) => [c, i]));
     const hidden = new Set(T.hidden_spaces);
+    const methods = [...new Set(T.rows.map((r) => r[C.method]))].sort();
+    // as `medbench query`: trained results alone where there are some beside estimates
+    const estimates = methods.includes("standalone") && methods.length > 1;
     const state = {
-      spaces: new Set(T.spaces.filter((s) => !hidden.has(s))), method: "all", setting: 0,
+      spaces: new Set(T.spaces.filter((s) => !hidden.has(s))),
+      method: estimates ? "standalone" : "all", setting: 0,
       x: T.settings.length ? "latency" : "params", maxLatency: NaN, maxParams: NaN,
       sort: "val", desc: true,
     };
@@ -82,7 +86,6 @@
       const m = r[C.hw][state.setting];
       return m ? m[k] : null;
     }
-    const methods = [...new Set(T.rows.map((r) => r[C.method]))].sort();
 
     main.append(el("h1", {}, T.task),
       el("p", {}, `${T.rows.length} rows (architecture × training method); y: mean validation ` +
@@ -90,6 +93,11 @@
     if (T.hidden_spaces.length) {
       main.append(el("p", { class: "note" }, "Unticked by default: " +
         T.hidden_spaces.map((s) => `${s} (superseded by ${T.superseded[s]})`).join(", ") + "."));
+    }
+    if (estimates) {
+      main.append(el("p", { class: "note" }, "Shown by default: standalone-trained results; " +
+        "the weight-sharing estimates (" + methods.filter((m) => m !== "standalone").join(", ") +
+        ") under method."));
     }
     const controls = el("form", { id: "filters", onsubmit: (e) => e.preventDefault() });
     controls.append(el("fieldset", {}, el("legend", {}, "space"),
