@@ -453,13 +453,11 @@ def main(argv: list[str] | None = None) -> int:
     MedMNIST task, ``--space mstf --sample N`` scores N architectures sampled from the space
     (``--data-root`` holding the MedMNIST ``.npz`` files), in jobs of ``--chunk``."""
     import argparse
-    import json
-    import sys
     from pathlib import Path
 
     from builders.plans import architectures_to_measure
 
-    from builders.jobs import (Job, WorkDir, add_backend_args, at_least, torch_device)
+    from builders.jobs import Job, WorkDir, add_backend_args, at_least, finish, torch_device
     from builders.data.msd import SPATIAL
     from medbench.catalog import resolve_task
     from medbench.errors import MedbenchError
@@ -487,13 +485,14 @@ def main(argv: list[str] | None = None) -> int:
                     "the runs table records it)")
     add_backend_args(ap)
     args = ap.parse_args(argv)
-    try:
+
+    def build() -> dict:
         from builders.data import msd
 
         task_id = resolve_task(args.task)
         args.device = torch_device(args.device)
         if task_id.startswith("medmnist/"):
-            return _sampled_main(args, task_id)
+            return _sampled_build(args, task_id)
         archs = architectures_to_measure(args.tables, task_id, args.plan)
         if not archs:
             raise MedbenchError(f"no architecture with results for {task_id} in "
@@ -512,11 +511,9 @@ def main(argv: list[str] | None = None) -> int:
                        f"b{args.batch_size}-{'x'.join(map(str, spatial))}")
         counts = _run(args, work, jobs, task, spatial,
                       lambda j: f"{j.args['arch_id']} seed {j.args['seed']}")
-    except MedbenchError as e:
-        print(f"builders.proxies: error: {e}", file=sys.stderr)
-        return 2
-    print(json.dumps({**counts, "released": n_released, "work": str(work.root)}))
-    return 0
+        return {**counts, "released": n_released, "work": str(work.root)}
+
+    return finish("builders.proxies", build)
 
 
 def _run(args, work, jobs: list, task, spatial: tuple, describe: Callable) -> dict:
@@ -534,9 +531,8 @@ def _run(args, work, jobs: list, task, spatial: tuple, describe: Callable) -> di
                     cpus_per_job=threads or 1)
 
 
-def _sampled_main(args, task_id: str) -> int:
+def _sampled_build(args, task_id: str) -> dict:
     """Proxies of ``--sample`` architectures of ``--space`` on a MedMNIST task."""
-    import json
     from pathlib import Path
 
     import numpy as np
@@ -570,9 +566,7 @@ def _sampled_main(args, task_id: str) -> int:
                    f"{args.space}-b{args.batch_size}-sample{args.sample_seed}")
     counts = _run(args, work, jobs, task, (),
                   lambda j: f"{len(j.args['archs'])} {args.space} archs seed {j.args['seed']}")
-    print(json.dumps({**counts, "released": n_released, "work": str(work.root),
-                      "archs": len(archs)}))
-    return 0
+    return {**counts, "released": n_released, "work": str(work.root), "archs": len(archs)}
 
 
 if __name__ == "__main__":

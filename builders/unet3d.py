@@ -40,8 +40,8 @@ from functools import partial
 from pathlib import Path
 
 from builders.data.msd import SPATIAL
-from builders.jobs import (Job, WorkDir, add_backend_args, at_least, device_name, run_jobs,
-                           save_checkpoint, torch_device, torch_threads)
+from builders.jobs import (Job, WorkDir, add_backend_args, at_least, device_name, finish,
+                           run_jobs, save_checkpoint, torch_device, torch_threads)
 from builders.measure.costs import activation_mb, count_macs
 from builders.measure.metrics import segmentation_metrics
 from builders.plans import DYNUNET_MEMBER, DYNUNET_MEMBER_V2, plan, plan_v2
@@ -305,7 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dry-run", action="store_true", help="list the jobs and exit")
     add_backend_args(ap)
     args = ap.parse_args(argv)
-    try:
+
+    def build() -> dict:
         task_id = resolve_task(args.task)
         space, version = spaces.get_space(args.space), VERSIONS[args.space]
         jobs = (plan_v2 if args.space == "unet3d-v2" else plan)(args.archs, args.seeds,
@@ -329,11 +330,12 @@ def main(argv: list[str] | None = None) -> int:
             return (j.args["space"], j.args["arch_id"], j.args["seed"]) in in_tables
 
         if args.dry_run:
-            done = work.ok()
+            done, states = work.ok(), {}
             for j in jobs:
                 state = "released" if is_released(j) else "done" if j.key in done else "todo"
+                states[state] = states.get(state, 0) + 1
                 print(f"{state:8s} {j.key} {j.args['arch_id']}")
-            return 0
+            return {"dry_run": states}
         # a fresh checkout has no work folder: what is released is done
         jobs = [j for j in jobs if not is_released(j)]
 
@@ -350,11 +352,9 @@ def main(argv: list[str] | None = None) -> int:
             describe=lambda j: f"{j.args['arch_id']} seed {j.args['seed']}",
             backend=args.backend, workers=args.workers, cpus_per_job=threads or 1,
             limit=args.limit_jobs)
-    except MedbenchError as e:
-        print(f"builders.unet3d: error: {e}", file=sys.stderr)
-        return 2
-    print(json.dumps({**counts, "recipe": asdict(recipe)}))
-    return 0
+        return {**counts, "recipe": asdict(recipe)}
+
+    return finish("builders.unet3d", build)
 
 
 if __name__ == "__main__":

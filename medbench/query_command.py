@@ -103,9 +103,9 @@ def run_query(tables: str | None, args: list[str]) -> None:
                           max_energy=a.max_energy, max_params=a.max_params,
                           min_dice=a.min_dice, min_metric=a.min_metric, method=a.method,
                           sort=a.sort, limit=a.limit, pareto=a.pareto)
-        for note in res.notes:
-            note_line(note)
         if res.task is None:
+            for note in res.notes:
+                note_line(note)
             return
         if res.device:
             where = (f"latency/energy: device {res.device}, {res.runtime}, {res.threads} "
@@ -119,6 +119,8 @@ def run_query(tables: str | None, args: list[str]) -> None:
         n = emit(rows, fmt, output=a.output,
                  title=f"{res.task} · {res.metric}: mean and std over seeds",
                  caption=where, hide=("task", "device", "runtime", "threads", "batch"))
+        for note in res.notes:  # after the output: a failed write stays one error line
+            note_line(note)
         if n == 0:
             has_any = store.fetchone(f'SELECT count(*) FROM "{store.view("evaluations", res.task)}"'
                                      " WHERE task = ?", [res.task])[0]
