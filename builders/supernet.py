@@ -30,7 +30,8 @@ architectures, run in ``--workers`` processes. The architectures with standalone
 come first, one job each (keyed by architecture, so one trained later adds a job and changes
 no other), then the chunks holding a standalone architecture, then the rest: a partial
 evaluation already has what the trust report compares. Chunks are keyed by position in the
-seeded draw.
+seeded draw. Jobs whose architectures ``--tables`` already holds evaluated (this seed) are
+skipped, so a fresh checkout goes on where the release stopped.
 Instance norm has no running statistics, so subnets need no recalibration.
 """
 
@@ -48,7 +49,7 @@ from medbench.catalog import resolve_task
 from medbench.errors import MedbenchError
 from medbench.manifest import atomic_write_bytes
 
-__all__ = ["Recipe", "VERSION", "LARGEST", "SMALLEST", "train_epoch", "main"]
+__all__ = ["Recipe", "VERSION", "LARGEST", "SMALLEST", "train_epoch", "evaluated", "main"]
 
 VERSION = "1.0"
 BUILDER = "builders.supernet"
@@ -247,6 +248,18 @@ def evaluate_chunk(job: Job, run_id: str, *, task, recipe: Recipe, device: str,
             "tasks": [task.tasks_row([task.n_channels, *recipe.spatial_size], run_id)]}
 
 
+def evaluated(tables: str, task: str, recipe: Recipe) -> set[str]:
+    """Architectures whose subnet evaluation (``recipe``'s space and seed) ``tables`` holds."""
+    import medbench
+
+    if not Path(tables).is_dir():
+        return set()
+    with medbench.open(tables) as store:
+        return {a for (a,) in store.fetchall(
+            f'SELECT arch_id FROM "{store.view("evaluations", task)}" WHERE task = ? AND '
+            "space = ? AND method = 'supernet' AND seed = ?", [task, recipe.space, recipe.seed])}
+
+
 def main(argv: list[str] | None = None) -> int:
     from functools import partial
 
@@ -342,6 +355,13 @@ def main(argv: list[str] | None = None) -> int:
                           {"archs": ids[i:i + args.chunk], "checkpoint": last})
                       for i in range(0, len(ids), args.chunk)]
             jobs += sorted(chunks, key=lambda j: standalone.isdisjoint(j.args["archs"]))
+            # a fresh checkout has no work folder: what is released is done (a subnet has one
+            # supernet row per seed, the tables' key)
+            done = evaluated(args.tables, task_id, recipe) if args.tables else set()
+            n_jobs = len(jobs)
+            jobs = [Job(j.key, {**j.args, "recipe": asdict(recipe)}) for j in jobs
+                    if not done.issuperset(j.args["archs"])]
+            released = n_jobs - len(jobs)
             threads = args.threads or (1 if args.workers > 1 else 0)
             run = partial(evaluate_chunk, task=task, recipe=recipe, device=device, work=work,
                           epoch=last, cache={}, threads=threads)
@@ -351,7 +371,8 @@ def main(argv: list[str] | None = None) -> int:
                           device=device_name(device), describe=lambda j: j.key,
                           limit=args.limit_jobs,
                           workers=args.workers if args.mode == "evaluate" else 1)
-        return {**counts, "work": str(eval_work.root), "recipe": asdict(recipe)}
+        return {**counts, **({"released": released} if args.mode == "evaluate" else {}),
+                "work": str(eval_work.root), "recipe": asdict(recipe)}
 
     return finish("builders.supernet", build)
 

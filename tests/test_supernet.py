@@ -186,7 +186,7 @@ def test_the_v2_edge_supernet_trains_and_evaluates_its_subspace(tmp_path):
             str(tmp_path / "w"), "--splits-dir", str(tmp_path / "splits"), "--threads", "1"]
     assert main(["train", *base]) == 0
     # standalone results: one drawn architecture, one not drawn, one outside the subspace; a
-    # supernet row is not standalone
+    # supernet row is not standalone, and its architecture is evaluated already
     sub = Subspace(2, 2, (4, 8, 16))
     drawn = [a.arch_id for a in sub.sample(3, np.random.default_rng(0))]
     extra = next(a.arch_id for a in sub.sample(10, np.random.default_rng(1))
@@ -207,7 +207,7 @@ def test_the_v2_edge_supernet_trains_and_evaluates_its_subspace(tmp_path):
     assert main([*ev, "--limit-jobs", "2"]) == 0  # the standalone ones first
     assert evaluated() == sorted([extra, drawn[2]])
     assert main([*ev, "--workers", "2"]) == 0
-    assert evaluated() == sorted([*drawn, extra])
+    assert evaluated() == sorted([drawn[1], drawn[2], extra])  # drawn[0] is in the tables
     assert main(["train", *base[:-2], "--cmax", "4", "8", "17"]) == 2  # not a width
     assert "-v2-c4-8-16-" in root.name
     tables = tmp_path / "tables"
@@ -221,7 +221,14 @@ def test_the_v2_edge_supernet_trains_and_evaluates_its_subspace(tmp_path):
                                     "LIMIT 1").fetchall()[0][0])
     from medbench.spaces import unet3d_v2
 
-    assert len(evals) == 4 and all(s == "unet3d-v2" and m == "supernet" for s, _, m in evals)
+    assert len(evals) == 3 and all(s == "unet3d-v2" and m == "supernet" for s, _, m in evals)
     assert all(unet3d_v2.from_id(a) in sub for _, a, _ in evals)
     assert curve == ("unet3d-v2", sub.largest().arch_id)
     assert args["recipe"]["cmax"] == [4, 8, 16]
+    # a fresh checkout (no evaluate folder) skips what is released: only drawn[0] is left
+    import shutil
+
+    shutil.rmtree(root / "evaluate")
+    assert main(["evaluate", *base, "--archs", "3", "--chunk", "1", "--tables",
+                 str(tables)]) == 0
+    assert evaluated() == [drawn[0]]
