@@ -49,7 +49,8 @@ from medbench.catalog import resolve_task
 from medbench.errors import MedbenchError
 from medbench.manifest import atomic_write_bytes
 
-__all__ = ["Recipe", "VERSION", "LARGEST", "SMALLEST", "train_epoch", "evaluated", "main"]
+__all__ = ["Recipe", "VERSION", "LARGEST", "SMALLEST", "train_epoch", "same_supernet", "evaluated",
+           "main"]
 
 VERSION = "1.0"
 BUILDER = "builders.supernet"
@@ -248,6 +249,33 @@ def evaluate_chunk(job: Job, run_id: str, *, task, recipe: Recipe, device: str,
             "tasks": [task.tasks_row([task.n_channels, *recipe.spatial_size], run_id)]}
 
 
+def same_supernet(work: WorkDir, tables: str, task: str, recipe: Recipe) -> None:
+    """Refuse to evaluate a supernet other than the one whose rows ``tables`` hold: its
+    training curve here (train loss and val Dice of the largest subnet, per epoch) must equal
+    the released one where both have the epoch. Training is seeded per epoch, so a retrain
+    from scratch on the same kind of device reproduces it (a fresh checkout has no
+    checkpoint); one that differs would mix two networks' subnets under one key."""
+    import medbench
+    import pyarrow.parquet as pq
+
+    if not Path(tables).is_dir():
+        return
+    with medbench.open(tables) as store:
+        released = {e: (loss, dice) for e, loss, dice in store.fetchall(
+            f'SELECT epoch, train_loss, val_dice FROM "{store.view("curves", task)}" WHERE '
+            "task = ? AND space = ? AND method = 'supernet' AND seed = ? AND arch_id = ?",
+            [task, recipe.space, recipe.seed, recipe.bounds()[0].arch_id])}
+    for f in (work.root / "jobs").glob("*/curves/**/*.parquet"):
+        for r in pq.read_table(f, partitioning=None).to_pylist():
+            want = released.get(r["epoch"])
+            if want is not None and want != (r["train_loss"], r["val_dice"]):
+                raise MedbenchError(
+                    f"the supernet under {work.root} is not the released one: epoch "
+                    f"{r['epoch']} has train loss {r['train_loss']:.6g} and val Dice "
+                    f"{r['val_dice']:.6g}, the tables {want[0]:.6g} and {want[1]:.6g}; its "
+                    "subnets would mix with another network's (use another --seed)")
+
+
 def evaluated(tables: str, task: str, recipe: Recipe) -> set[str]:
     """Architectures whose subnet evaluation (``recipe``'s space and seed) ``tables`` holds."""
     import medbench
@@ -336,6 +364,8 @@ def main(argv: list[str] | None = None) -> int:
             if last < recipe.epochs:
                 raise MedbenchError(f"the supernet has {last} of {recipe.epochs} epochs under "
                                     f"{work.root}; train it first")
+            if args.tables:
+                same_supernet(work, args.tables, task_id, recipe)
             from builders.plans import architectures_to_measure
 
             sub = recipe.subspace()

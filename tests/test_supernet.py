@@ -167,7 +167,7 @@ def test_v2_supernet_refuses_what_it_does_not_hold(edge_supernet):
         edge_supernet(x, unet3d.from_id("s2|c4-8-16|k3-3-3|b1-1-1|r0-0-0"))
 
 
-def test_the_v2_edge_supernet_trains_and_evaluates_its_subspace(tmp_path):
+def test_the_v2_edge_supernet_trains_and_evaluates_its_subspace(tmp_path, capsys):
     import json
 
     import pyarrow.parquet as pq
@@ -232,3 +232,11 @@ def test_the_v2_edge_supernet_trains_and_evaluates_its_subspace(tmp_path):
     assert main(["evaluate", *base, "--archs", "3", "--chunk", "1", "--tables",
                  str(tables)]) == 0
     assert evaluated() == [drawn[0]]
+    # a retrained supernet whose curve differs from the released one is refused
+    with medbench.open(tables) as store:
+        (row,) = store.sql("SELECT * FROM curves").arrow().read_all().to_pylist()
+    write_rows(root / "jobs" / "retrained", "curves", [{**row, "val_dice": row["val_dice"] / 2}],
+               "retrained")
+    capsys.readouterr()
+    assert main(["evaluate", *base, "--archs", "3", "--tables", str(tables)]) == 2
+    assert "is not the released one: epoch 1" in capsys.readouterr().err
