@@ -45,6 +45,9 @@ BUILDER = "builders.medmnist_train"
 
 @dataclass(frozen=True)
 class Recipe:
+    """The one short recipe for every architecture (SGD with Nesterov momentum, cosine
+    schedule); recorded in each job's ``runs.args``."""
+
     epochs: int = 20
     batch_size: int = 128
     lr: float = 0.025

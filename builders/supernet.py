@@ -60,6 +60,10 @@ SMALLEST = "s2|c4-8-16|k3-3-3|b1-1-1|r0-0-0"
 
 @dataclass(frozen=True)
 class Recipe:
+    """The supernet's training: the standalone recipe's optimiser and data plus the subnet
+    sampling rule, over the space (or subspace) it holds. Its fields name the work folder,
+    and evaluation refuses a supernet trained otherwise than the released one."""
+
     epochs: int = 100
     batch_size: int = 4
     lr: float = 2e-3

@@ -60,11 +60,50 @@ BUILDER = "builders.unet3d"
 
 @dataclass(frozen=True)
 class Recipe:
+    """How every architecture trains (the module docstring has it in words). It is recorded
+    in each job's ``runs.args``, and a rerun counts a released run as done only where the
+    recipe is the same."""
+
     epochs: int = 40
     batch_size: int = 4
     lr: float = 2e-3
     weight_decay: float = 1e-5
     spatial_size: tuple[int, int, int] = SPATIAL
+    #: epochs of linear learning-rate warm-up before the cosine schedule (0: none, the
+    #: released recipe); a field added after release, so :func:`released` reads runs
+    #: without it as 0
+    warmup_epochs: int = 0
+
+    def folder_suffix(self) -> str:
+        """What names this recipe's work folder beside the builder version and epochs: the
+        fields that differ from the released recipe's, so jobs of another recipe are never
+        taken for finished ones."""
+        base = Recipe(epochs=self.epochs)
+        parts = []
+        if self.spatial_size != base.spatial_size:
+            parts.append("x".join(map(str, self.spatial_size)))
+        if self.lr != base.lr:
+            parts.append(f"lr{self.lr:g}")
+        if self.warmup_epochs != base.warmup_epochs:
+            parts.append(f"wu{self.warmup_epochs}")
+        return "".join(f"-{p}" for p in parts)
+
+
+def lr_schedule(opt, recipe: Recipe):
+    """Cosine from the recipe's learning rate to 0 over the epochs (stepped once per epoch);
+    with ``warmup_epochs``, a linear ramp to it over those epochs first and the cosine over
+    the rest."""
+    import math
+
+    import torch
+
+    if not recipe.warmup_epochs:  # the released recipe, state for state
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=recipe.epochs)
+    # epoch i (from 0): the ramp reaches the full rate at epoch w - 1, where the cosine over
+    # the remaining epochs starts
+    w, span = recipe.warmup_epochs, max(recipe.epochs - recipe.warmup_epochs + 1, 1)
+    return torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda i: (i + 1) / w if i < w else 0.5 * (1 + math.cos(math.pi * (i - w + 1) / span)))
 
 
 def _random_states(obj) -> list:
@@ -178,7 +217,7 @@ def train_and_evaluate(task, space: str, arch_id: str, seed: int, recipe: Recipe
     macs = count_macs(net, task.n_channels, recipe.spatial_size, device)
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
     opt = torch.optim.AdamW(net.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=recipe.epochs)
+    sched = lr_schedule(opt, recipe)
     curves, elapsed = [], 0.0
     key = {"space": space, "arch_id": arch_id, "task": task.task, "method": "standalone",
            "seed": seed}
@@ -264,6 +303,7 @@ def released(tables: str, task: str, recipe: Recipe, version: str = VERSION
     if not Path(tables).is_dir():
         return set()
     want = json.loads(json.dumps(asdict(recipe)))
+    added = {"warmup_epochs": 0}  # recipe fields added since the first release, as they were
     with medbench.open(tables) as store:
         rows = store.fetchall(f"""
             SELECT e.space, e.arch_id, e.seed, r.args
@@ -272,7 +312,11 @@ def released(tables: str, task: str, recipe: Recipe, version: str = VERSION
             WHERE e.task = ? AND e.method = 'standalone' AND r.builder = ?
               AND r.builder_version = ? AND r.status = 'ok'""", [task, BUILDER, version])
     return {(space, arch, seed) for space, arch, seed, a in rows
-            if json.loads(a or "{}").get("recipe") == want}
+            if _with_added(json.loads(a or "{}").get("recipe"), added) == want}
+
+
+def _with_added(recipe: dict | None, added: dict) -> dict | None:
+    return None if recipe is None else {**added, **recipe}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -286,7 +330,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--archs", type=at_least(1), default=60, help="architectures to sample")
     ap.add_argument("--seeds", type=at_least(0), nargs="+", default=[0, 1, 2])
     ap.add_argument("--reference", action="store_true", help="also train the DynUNet reference")
+    ap.add_argument("--arch-ids", nargs="+", default=None, metavar="ARCH_ID",
+                    help="train these architectures instead of the sampled plan")
     ap.add_argument("--epochs", type=at_least(1), default=Recipe.epochs)
+    ap.add_argument("--lr", type=at_least(0, float), default=Recipe.lr,
+                    help="learning rate (another than the default names its own work folder)")
+    ap.add_argument("--warmup-epochs", type=at_least(0), default=Recipe.warmup_epochs,
+                    help="epochs of linear learning-rate warm-up before the cosine schedule")
     ap.add_argument("--spatial", type=int, nargs=3, default=list(SPATIAL),
                     help="volumes are zero-padded to this size (must hold every case)")
     ap.add_argument("--limit-jobs", type=at_least(0), default=0, help="stop after this many jobs")
@@ -309,8 +359,13 @@ def main(argv: list[str] | None = None) -> int:
     def build() -> dict:
         task_id = resolve_task(args.task)
         space, version = spaces.get_space(args.space), VERSIONS[args.space]
-        jobs = (plan_v2 if args.space == "unet3d-v2" else plan)(args.archs, args.seeds,
-                                                                  args.reference)
+        if args.arch_ids:
+            archs = [space.from_id(a) for a in args.arch_ids]
+            jobs = [Job(f"{a.arch_index}-s{s}", {"space": args.space, "arch_id": a.arch_id,
+                                                 "seed": s}) for a in archs for s in args.seeds]
+        else:
+            jobs = (plan_v2 if args.space == "unet3d-v2" else plan)(args.archs, args.seeds,
+                                                                      args.reference)
         if args.only:
             jobs = [j for j in jobs if j.key in set(args.only)]
         if args.max_gmacs:
@@ -318,11 +373,10 @@ def main(argv: list[str] | None = None) -> int:
                 space.from_id(j.args["arch_id"]), 1, 3, SPATIAL) <= args.max_gmacs * 1e9]
         if args.expensive_first:
             jobs.reverse()
-        recipe = Recipe(epochs=args.epochs, spatial_size=tuple(args.spatial))
-        # The recipe names the work folder, so jobs of another recipe are never "finished".
-        size = "x".join(map(str, recipe.spatial_size))
-        work = WorkDir(f"{args.work}/{task_id.replace('/', '_')}/v{version}-e{recipe.epochs}" +
-                       ("" if recipe.spatial_size == SPATIAL else f"-{size}"))
+        recipe = Recipe(epochs=args.epochs, spatial_size=tuple(args.spatial), lr=args.lr,
+                        warmup_epochs=args.warmup_epochs)
+        work = WorkDir(f"{args.work}/{task_id.replace('/', '_')}/v{version}-e{recipe.epochs}"
+                       + recipe.folder_suffix())
         jobs = [Job(j.key, {**j.args, "recipe": asdict(recipe)}) for j in jobs]
         in_tables = released(args.tables, task_id, recipe, version) if args.tables else set()
 
