@@ -31,7 +31,7 @@ from pathlib import Path
 from medbench.errors import MedbenchError
 
 __all__ = ["TaskValidation", "groups", "validate_task", "split_hygiene", "write_report",
-           "summary_lines", "default_splits_dir"]
+           "summary_lines", "failure_lines", "width_lines", "default_splits_dir"]
 
 
 def default_splits_dir() -> Path:
@@ -116,6 +116,56 @@ def failure_lines(v: TaskValidation) -> list[str]:
                               f"{sorted(left)[len(left) // 2]})" if left else "")
             + f"; {sum(1 for x in low if x in early)} of the {len(low)} runs ending below "
             f"{LOW} went through it")
+    return out
+
+
+def width_lines(v: TaskValidation) -> list[str]:
+    """Runs ending below :data:`LOW` by first-level width, for a space whose architectures
+    have channels per level (the U-Nets): how many runs and architectures each width loses,
+    and every pair of architectures that differ in that width alone (a like-for-like
+    comparison)."""
+    low = {(a, s) for a, s, c in v.curves if c[-1] < LOW}
+    if not low or not v.space:
+        return []
+    from medbench import spaces
+
+    try:
+        space = spaces.get_space(v.space)
+        archs = {a: space.from_id(a) for a in {a for a, _, _ in v.curves}}
+    except Exception:  # noqa: BLE001 - a space without arch ids to parse has no widths
+        return []
+    if not all(hasattr(x, "channels") for x in archs.values()):
+        return []
+    by_arch: dict[str, list[float]] = {}
+    for a, _, c in v.curves:
+        by_arch.setdefault(a, []).append(c[-1])
+    parts = []
+    for width in sorted({x.channels[0] for x in archs.values()}):
+        ids = [a for a in by_arch if archs[a].channels[0] == width]
+        finals = [f for a in ids for f in by_arch[a]]
+        lost = [a for a in ids if min(by_arch[a]) < LOW]
+        all_lost = [a for a in lost if max(by_arch[a]) < LOW]
+        parts.append(f"{width} channels: {sum(f < LOW for f in finals)} of {len(finals)} runs, "
+                     f"{len(lost)} of {len(ids)} architectures losing a seed ({len(all_lost)} "
+                     "all)")
+    out = [f"- runs ending below {LOW} val dice by first-level width: " + "; ".join(parts)]
+
+    def rest(a: str) -> str:
+        return a.replace(f"|c{archs[a].channels[0]}-", "|c*-", 1)
+
+    twins: dict[str, list[str]] = {}
+    for a in sorted(by_arch, key=lambda a: archs[a].channels[0]):
+        twins.setdefault(rest(a), []).append(a)
+    pairs = [ids for ids in twins.values() if len(ids) > 1]
+    if pairs:
+        def show(a: str) -> str:
+            f = by_arch[a]
+            return (f"{archs[a].channels[0]} channels {sum(f) / len(f):.3f} "
+                    f"({sum(x < LOW for x in f)} of {len(f)} below)")
+
+        out.append("- architectures differing in first-level width alone (mean final val "
+                   "dice): " + "; ".join(f"`{rest(ids[0])}`: " + ", ".join(map(show, ids))
+                                         for ids in pairs))
     return out
 
 
@@ -278,6 +328,7 @@ def summary_lines(v: TaskValidation) -> list[str]:
                    f"validation-selected architecture ranks {v.selected_test_rank} of "
                    f"{v.n_test_ranked} on test")
     out += failure_lines(v)
+    out += width_lines(v)
     verdict = {True: "passed", False: "FAILED", None: "not checked"}[v.hygiene_ok]
     out.append(f"- split hygiene {verdict}: " + "; ".join(v.hygiene))
     out.append(f"- subgroups: {v.subgroups}")
