@@ -119,29 +119,49 @@ def failure_lines(v: TaskValidation) -> list[str]:
     return out
 
 
-def width_lines(v: TaskValidation) -> list[str]:
-    """Runs ending below :data:`LOW` by first-level width, for a space whose architectures
-    have channels per level (the U-Nets): how many runs and architectures each width loses,
-    and every pair of architectures that differ in that width alone (a like-for-like
-    comparison)."""
-    low = {(a, s) for a, s, c in v.curves if c[-1] < LOW}
-    if not low or not v.space:
-        return []
+def _first_widths(v: TaskValidation) -> dict[str, int]:
+    """Each curve's architecture's first-level width, for a space whose architectures have
+    channels per level (the U-Nets); empty for any other."""
+    if not v.space or not v.curves:
+        return {}
     from medbench import spaces
 
     try:
         space = spaces.get_space(v.space)
         archs = {a: space.from_id(a) for a in {a for a, _, _ in v.curves}}
     except Exception:  # noqa: BLE001 - a space without arch ids to parse has no widths
-        return []
+        return {}
     if not all(hasattr(x, "channels") for x in archs.values()):
+        return {}
+    return {a: x.channels[0] for a, x in archs.items()}
+
+
+def _width_twins(widths: dict[str, int]) -> dict[str, list[str]]:
+    """Architectures that differ in first-level width alone, narrowest first, keyed by their
+    common rest (``c*`` for the width)."""
+    def rest(a: str) -> str:
+        return a.replace(f"|c{widths[a]}-", "|c*-", 1)
+
+    twins: dict[str, list[str]] = {}
+    for a in sorted(widths, key=lambda a: (widths[a], a)):
+        twins.setdefault(rest(a), []).append(a)
+    return {k: ids for k, ids in sorted(twins.items()) if len(ids) > 1}
+
+
+def width_lines(v: TaskValidation) -> list[str]:
+    """Runs ending below :data:`LOW` by first-level width, for a space whose architectures
+    have channels per level (the U-Nets): how many runs and architectures each width loses,
+    and every pair of architectures that differ in that width alone (a like-for-like
+    comparison)."""
+    widths = _first_widths(v)
+    if not widths or not any(c[-1] < LOW for _, _, c in v.curves):
         return []
     by_arch: dict[str, list[float]] = {}
     for a, _, c in v.curves:
         by_arch.setdefault(a, []).append(c[-1])
     parts = []
-    for width in sorted({x.channels[0] for x in archs.values()}):
-        ids = [a for a in by_arch if archs[a].channels[0] == width]
+    for width in sorted(set(widths.values())):
+        ids = [a for a in by_arch if widths[a] == width]
         finals = [f for a in ids for f in by_arch[a]]
         lost = [a for a in ids if min(by_arch[a]) < LOW]
         all_lost = [a for a in lost if max(by_arch[a]) < LOW]
@@ -149,23 +169,16 @@ def width_lines(v: TaskValidation) -> list[str]:
                      f"{len(lost)} of {len(ids)} architectures losing a seed ({len(all_lost)} "
                      "all)")
     out = [f"- runs ending below {LOW} val dice by first-level width: " + "; ".join(parts)]
-
-    def rest(a: str) -> str:
-        return a.replace(f"|c{archs[a].channels[0]}-", "|c*-", 1)
-
-    twins: dict[str, list[str]] = {}
-    for a in sorted(by_arch, key=lambda a: archs[a].channels[0]):
-        twins.setdefault(rest(a), []).append(a)
-    pairs = [ids for ids in twins.values() if len(ids) > 1]
-    if pairs:
+    twins = _width_twins(widths)
+    if twins:
         def show(a: str) -> str:
             f = by_arch[a]
-            return (f"{archs[a].channels[0]} channels {sum(f) / len(f):.3f} "
+            return (f"{widths[a]} channels {sum(f) / len(f):.3f} "
                     f"({sum(x < LOW for x in f)} of {len(f)} below)")
 
         out.append("- architectures differing in first-level width alone (mean final val "
-                   "dice): " + "; ".join(f"`{rest(ids[0])}`: " + ", ".join(map(show, ids))
-                                         for ids in pairs))
+                   "dice): " + "; ".join(f"`{k}`: " + ", ".join(map(show, ids))
+                                         for k, ids in twins.items()))
     return out
 
 
@@ -341,7 +354,9 @@ def _plot(v: TaskValidation, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(1, 4 if v.curves else 3, figsize=(17 if v.curves else 13, 3.8))
+    twins = _width_twins(_first_widths(v))
+    panels = 3 + bool(v.curves) + bool(twins)
+    fig, ax = plt.subplots(1, panels, figsize=(4.3 * panels, 3.8))
     ax[0].hist(v.val, bins=min(20, max(5, len(v.val))), color="#4878a8")
     ax[0].set(title=f"val {v.metric} over architectures", xlabel=f"mean val {v.metric}",
               ylabel="architectures")
@@ -365,6 +380,19 @@ def _plot(v: TaskValidation, path: Path) -> None:
         ax[3].axhline(LOW, color="black", lw=0.6, ls=":")
         ax[3].set(title=f"learning curves (red: final val {v.metric} < {LOW})",
                   xlabel="epoch", ylabel=f"val {v.metric}")
+    if twins:  # one colour per pair, the narrower first level dashed
+        import itertools
+
+        colours = itertools.cycle(plt.rcParams["axes.prop_cycle"].by_key()["color"])
+        for ids, colour in zip(twins.values(), colours):
+            for i, a in enumerate(ids):
+                for arch, _, c in v.curves:
+                    if arch == a:
+                        ax[4].plot(range(1, len(c) + 1), c, color=colour, lw=0.9,
+                                   ls="--" if i < len(ids) - 1 else "-")
+        ax[4].axhline(LOW, color="black", lw=0.6, ls=":")
+        ax[4].set(title="same but first-level width (dashed: narrower)", xlabel="epoch",
+                  ylabel=f"val {v.metric}")
     fig.suptitle(v.task + (f" ({v.label})" if v.label else ""))
     fig.tight_layout()
     fig.savefig(path, dpi=90, metadata={"Software": None})

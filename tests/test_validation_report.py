@@ -192,3 +192,21 @@ def test_failed_runs_are_counted_by_first_level_width_with_like_for_like_pairs()
     assert width_lines(v) == []
     v.space, v.curves = "mstf", [("whatever", 0, [0.1])]  # no channels to read
     assert width_lines(v) == []
+
+
+def test_width_twins_get_their_own_panel(tmp_path):
+    pytest.importorskip("matplotlib")
+    from medbench.validation_report import TaskValidation, _plot
+
+    v = TaskValidation("msd/hippocampus", "dice", "unet3d-v2", "standalone", 2, 2,
+                       [0.3, 0.8], [0.3, 0.8], [])
+    v.curves = [("s2|c4-8-16|k3-3-5|b1-1-1|r0-1-1|n1-1-2", 0, [0.1, 0.3]),
+                ("s2|c8-8-16|k3-3-5|b1-1-1|r0-1-1|n1-1-2", 0, [0.5, 0.84])]
+    sizes = []
+    for curves in (v.curves, v.curves[:1]):
+        v.curves = curves
+        _plot(v, tmp_path / "f.png")
+        from PIL import Image
+
+        sizes.append(Image.open(tmp_path / "f.png").size[0])
+    assert sizes[0] > sizes[1]  # five panels with a pair, four without
