@@ -119,9 +119,9 @@ def failure_lines(v: TaskValidation) -> list[str]:
     return out
 
 
-def _first_widths(v: TaskValidation) -> dict[str, int]:
-    """Each curve's architecture's first-level width, for a space whose architectures have
-    channels per level (the U-Nets); empty for any other."""
+def _archs(v: TaskValidation) -> dict:
+    """Each curve's architecture, for a space whose architectures have channels per level
+    (the U-Nets); empty for any other."""
     if not v.space or not v.curves:
         return {}
     from medbench import spaces
@@ -131,49 +131,60 @@ def _first_widths(v: TaskValidation) -> dict[str, int]:
         archs = {a: space.from_id(a) for a in {a for a, _, _ in v.curves}}
     except Exception:  # noqa: BLE001 - a space without arch ids to parse has no widths
         return {}
-    if not all(hasattr(x, "channels") for x in archs.values()):
-        return {}
-    return {a: x.channels[0] for a, x in archs.items()}
+    return archs if all(hasattr(x, "channels") for x in archs.values()) else {}
 
 
-def _width_twins(widths: dict[str, int]) -> dict[str, list[str]]:
+def _width_twins(archs: dict) -> dict[str, list[str]]:
     """Architectures that differ in first-level width alone, narrowest first, keyed by their
     common rest (``c*`` for the width)."""
     def rest(a: str) -> str:
-        return a.replace(f"|c{widths[a]}-", "|c*-", 1)
+        return a.replace(f"|c{archs[a].channels[0]}-", "|c*-", 1)
 
     twins: dict[str, list[str]] = {}
-    for a in sorted(widths, key=lambda a: (widths[a], a)):
+    for a in sorted(archs, key=lambda a: (archs[a].channels[0], a)):
         twins.setdefault(rest(a), []).append(a)
     return {k: ids for k, ids in sorted(twins.items()) if len(ids) > 1}
 
 
 def width_lines(v: TaskValidation) -> list[str]:
     """Runs ending below :data:`LOW` by first-level width, for a space whose architectures
-    have channels per level (the U-Nets): how many runs and architectures each width loses,
-    and every pair of architectures that differ in that width alone (a like-for-like
-    comparison)."""
-    widths = _first_widths(v)
-    if not widths or not any(c[-1] < LOW for _, _, c in v.curves):
+    have channels per level (the U-Nets): how many runs and architectures each width loses;
+    within the narrowest width that loses any, the same by the other first-level choices
+    (residual, blocks, kernel); and every pair of architectures that differ in that width
+    alone (a like-for-like comparison)."""
+    archs = _archs(v)
+    if not archs or not any(c[-1] < LOW for _, _, c in v.curves):
         return []
     by_arch: dict[str, list[float]] = {}
     for a, _, c in v.curves:
         by_arch.setdefault(a, []).append(c[-1])
-    parts = []
-    for width in sorted(set(widths.values())):
-        ids = [a for a in by_arch if widths[a] == width]
+
+    def counts(ids: list[str]) -> str:
         finals = [f for a in ids for f in by_arch[a]]
         lost = [a for a in ids if min(by_arch[a]) < LOW]
-        all_lost = [a for a in lost if max(by_arch[a]) < LOW]
-        parts.append(f"{width} channels: {sum(f < LOW for f in finals)} of {len(finals)} runs, "
-                     f"{len(lost)} of {len(ids)} architectures losing a seed ({len(all_lost)} "
-                     "all)")
-    out = [f"- runs ending below {LOW} val dice by first-level width: " + "; ".join(parts)]
-    twins = _width_twins(widths)
+        return (f"{sum(f < LOW for f in finals)} of {len(finals)} runs ({len(lost)} of "
+                f"{len(ids)} architectures, {sum(max(by_arch[a]) < LOW for a in lost)} on "
+                "every seed)")
+
+    widths = sorted({x.channels[0] for x in archs.values()})
+    out = ["- runs ending below {} val dice by first-level width: {}".format(LOW, "; ".join(
+        f"{w} channels: " + counts([a for a in by_arch if archs[a].channels[0] == w])
+        for w in widths))]
+    narrow = next(w for w in widths if any(min(by_arch[a]) < LOW for a in by_arch
+                                           if archs[a].channels[0] == w))
+    ids = [a for a in by_arch if archs[a].channels[0] == narrow]
+    parts = []
+    for name, field_ in (("residual", "residual"), ("blocks", "blocks"), ("kernel", "kernels")):
+        values = sorted({getattr(archs[a], field_)[0] for a in ids})
+        parts += [f"{name} {x}: " + counts([a for a in ids if getattr(archs[a], field_)[0] == x])
+                  for x in values]
+    out.append(f"- within {narrow} channels, by the first level's other choices: "
+               + "; ".join(parts))
+    twins = _width_twins(archs)
     if twins:
         def show(a: str) -> str:
             f = by_arch[a]
-            return (f"{widths[a]} channels {sum(f) / len(f):.3f} "
+            return (f"{archs[a].channels[0]} channels {sum(f) / len(f):.3f} "
                     f"({sum(x < LOW for x in f)} of {len(f)} below)")
 
         out.append("- architectures differing in first-level width alone (mean final val "
@@ -354,7 +365,7 @@ def _plot(v: TaskValidation, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    twins = _width_twins(_first_widths(v))
+    twins = _width_twins(_archs(v))
     panels = 3 + bool(v.curves) + bool(twins)
     fig, ax = plt.subplots(1, panels, figsize=(4.3 * panels, 3.8))
     ax[0].hist(v.val, bins=min(20, max(5, len(v.val))), color="#4878a8")

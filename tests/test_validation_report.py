@@ -176,15 +176,19 @@ def test_failed_runs_are_counted_by_first_level_width_with_like_for_like_pairs()
 
     narrow = "s2|c4-8-16|k3-3-5|b1-1-1|r0-1-1|n1-1-2"
     wide = "s2|c8-8-16|k3-3-5|b1-1-1|r0-1-1|n1-1-2"
-    other = "s2|c4-8-16|k3-3-3|b1-1-1|r0-0-0|n1-1-1"
+    other = "s2|c4-8-16|k5-3-3|b1-1-1|r0-0-0|n1-1-1"
     v = TaskValidation("msd/hippocampus", "dice", "unet3d-v2", "standalone", 3, 6, [], [], [])
     v.curves = [(narrow, 0, [0.1, 0.3]), (narrow, 1, [0.2, 0.28]), (wide, 0, [0.5, 0.84]),
                 (other, 0, [0.4, 0.8]), (other, 1, [0.1, 0.2]), (other, 2, [0.4, 0.81])]
     lines = width_lines(v)
     assert lines == [
-        "- runs ending below 0.5 val dice by first-level width: 4 channels: 3 of 5 runs, 2 of 2 "
-        "architectures losing a seed (1 all); 8 channels: 0 of 1 runs, 0 of 1 architectures "
-        "losing a seed (0 all)",
+        "- runs ending below 0.5 val dice by first-level width: 4 channels: 3 of 5 runs (2 of 2 "
+        "architectures, 1 on every seed); 8 channels: 0 of 1 runs (0 of 1 architectures, 0 on "
+        "every seed)",
+        "- within 4 channels, by the first level's other choices: residual 0: 3 of 5 runs (2 of "
+        "2 architectures, 1 on every seed); blocks 1: 3 of 5 runs (2 of 2 architectures, 1 on "
+        "every seed); kernel 3: 2 of 2 runs (1 of 1 architectures, 1 on every seed); kernel 5: "
+        "1 of 3 runs (1 of 1 architectures, 0 on every seed)",
         "- architectures differing in first-level width alone (mean final val dice): "
         "`s2|c*-8-16|k3-3-5|b1-1-1|r0-1-1|n1-1-2`: 4 channels 0.290 (2 of 2 below), "
         "8 channels 0.840 (0 of 1 below)"]
