@@ -2,9 +2,14 @@
 
     python -m builders.unet3d --task hippocampus --data-root ../shared/data/msd \\
         --archs 60 --seeds 0 1 2 [--reference] [--limit-jobs 4] [--epochs 40]
+    python -m builders.unet3d --data-root ../shared/data/msd --seeds 0 \\
+        --arch-ids "s2|c8-8-16|k3-3-5|b1-1-1|r0-1-1|n1-1-2" [--warmup-epochs 5] [--lr 1e-3]
 
 ``--space unet3d`` rebuilds the superseded version-1 space (builder version 1.1) with its own
-plan; the default is ``unet3d-v2`` (builder version 2.0, :func:`plan_v2`).
+plan; the default is ``unet3d-v2`` (builder version 2.0, :func:`plan_v2`). ``--arch-ids``
+trains the architectures named instead of the plan's; ``--lr`` and ``--warmup-epochs``
+change the recipe for a probe (a recipe other than the released one gets its own work folder
+and is never taken for released work).
 
 Each (architecture, seed) is one job: train with the fixed recipe below, then evaluate on the
 validation and test parts of the committed split. Jobs are committed one by one to
@@ -334,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="train these architectures instead of the sampled plan")
     ap.add_argument("--epochs", type=at_least(1), default=Recipe.epochs)
     ap.add_argument("--lr", type=at_least(0, float), default=Recipe.lr,
-                    help="learning rate (another than the default names its own work folder)")
+                    help="learning rate (any but the default names its own work folder)")
     ap.add_argument("--warmup-epochs", type=at_least(0), default=Recipe.warmup_epochs,
                     help="epochs of linear learning-rate warm-up before the cosine schedule")
     ap.add_argument("--spatial", type=int, nargs=3, default=list(SPATIAL),
