@@ -62,7 +62,7 @@ def test_released_runs_recorded_before_warmup_existed_count_as_its_default():
         recipes = [json.loads(a)["recipe"] for (a,) in store.fetchall(
             f"""SELECT args FROM "{store.view('runs')}" WHERE builder = 'builders.unet3d'
                 AND builder_version = '2.0' AND status = 'ok'""")]
-    assert recipes and all("warmup_epochs" not in r for r in recipes)  # the first release
+    assert any("warmup_epochs" not in r for r in recipes)  # released before the field
     done = released(str(TABLES), "msd/hippocampus", Recipe())
     assert len(done) == len(recipes)
     assert released(str(TABLES), "msd/hippocampus", Recipe(warmup_epochs=5)) == set()
