@@ -367,7 +367,7 @@ def _plot(v: TaskValidation, path: Path) -> None:
 
     twins = _width_twins(_archs(v))
     panels = 3 + bool(v.curves) + bool(twins)
-    fig, ax = plt.subplots(1, panels, figsize=(4.3 * panels, 3.8))
+    fig, ax = plt.subplots(1, panels, figsize=(13 + 4 * (panels - 3), 3.8))
     ax[0].hist(v.val, bins=min(20, max(5, len(v.val))), color="#4878a8")
     ax[0].set(title=f"val {v.metric} over architectures", xlabel=f"mean val {v.metric}",
               ylabel="architectures")
