@@ -123,7 +123,9 @@ def test_site_in_a_headless_browser(tmp_path):
         assert page.locator("#plot .scatterlayer .point").count() == n_points
         page.select_option("#x-axis", "latency")
         latency = page.locator("#rows tr td:nth-child(10)")
-        values = [float(v) for v in latency.all_inner_texts()]
+        # an architecture trained but not yet measured shows "–"; the budget filter drops it
+        values = [float(v) for v in latency.all_inner_texts() if v != "–"]
+        assert len(values) > 10
         limit = sorted(values)[len(values) // 2]
         page.fill("#max-latency", str(limit))
         after = rows.count()
