@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from pathlib import Path
 
 from medbench.errors import MedbenchError
@@ -24,6 +25,24 @@ END = "<!-- generated:end -->"
 
 def _fmt(x, digits: int = 4) -> str:
     return "–" if x is None else (f"{x:.{digits}f}" if isinstance(x, float) else str(x))
+
+
+def _per_class_test(store, task: str, best: dict, metric: str) -> str:
+    """``; test per class: A 0.88, B 0.85`` (means over the architecture's seeds) for a
+    segmentation task's best architecture, or nothing."""
+    names = store.fetchone("SELECT class_names FROM tasks WHERE task = ?", [task])
+    col = f"test_{metric}_per_class"
+    if not names or not task.startswith("msd/"):
+        return ""
+    per_seed = [v for (v,) in store.fetchall(
+        f'SELECT "{col}" FROM "{store.view("evaluations", task)}" WHERE task = ? AND space = ? '
+        f'AND arch_id = ? AND method = ? AND "{col}" IS NOT NULL',
+        [task, best["space"], best["arch_id"], best["method"]])]
+    if not per_seed:
+        return ""
+    means = [sum(v) / len(v) for v in zip(*per_seed)]
+    return "; test per class: " + ", ".join(
+        f"{name} {_fmt(x)}" for name, x in zip(names[0][1:], means))
 
 
 def generate(store) -> str:
@@ -84,7 +103,8 @@ def generate(store) -> str:
                 "",
                 f"- best architecture: `{best['space']}` `{best['arch_id']}` "
                 f"({best['method']}, {best['n_seeds']} seeds): val {_fmt(best[f'val_{m}'])}, "
-                f"test {_fmt(best[f'test_{m}'])} ± {_fmt(best[f'test_{m}_std'])}"]
+                f"test {_fmt(best[f'test_{m}'])} ± {_fmt(best[f'test_{m}_std'])}"
+                + _per_class_test(store, task, best, m)]
         for old in res.limits.get("hidden", ()):  # a superseded space's best, for the record
             kept = [dict(zip(res.columns, r)) for r in store.query(
                 task=task, space=old, limit=1).rows()]
@@ -129,23 +149,34 @@ def generate(store) -> str:
                                f"Kendall tau {_fmt(tau, 3)} over {fit['n']} measured "
                                f"networks; overhead {fit['overhead_ms']:.2f} ms")
         out += _hardware_lines(store, task)
-        every = [dict(zip(res.columns, r)) for r in store.query(task=task, method="all",
-                                                                 limit=0).rows()]
+        every = [dict(zip(res.columns, r)) for r in store.query(
+            task=task, method="all", device=res.device, limit=0).rows()]
         lat = [r for r in every if r["latency_ms"] is not None]
         if lat and res.device:
+            shown = "/".join(sorted({r["method"] for r in rows}))  # the query's default
             fast = min(lat, key=lambda r: r["latency_ms"])
+            how = Counter((r["method"], r["latency_method"]) for r in lat)
             out.append(f"- latency on {res.device} ({res.runtime}, {res.threads} thread(s), "
-                       f"batch {res.batch}): {len(lat)} architectures with results measured, "
-                       f"fastest {_fmt(fast['latency_ms'], 2)} ms (`{fast['arch_id']}`)")
-            edge = [r for r in lat if r["latency_ms"] <= 4.0]
+                       f"batch {res.batch}): {len(lat)} architectures with results and a "
+                       "latency, by method and how it was obtained: " + ", ".join(
+                           f"{n} {method} {lm}" for (method, lm), n in sorted(how.items()))
+                       + "; fastest "
+                       f"{_fmt(fast['latency_ms'], 2)} ms (`{fast['arch_id']}`, "
+                       f"{fast['method']}); {sum(r['latency_ms'] is None for r in rows)} of "
+                       f"the {len(rows)} {shown} ones have none there")
             if task.startswith("msd/"):
+                edge = [r for r in rows if r["latency_ms"] is not None
+                        and r["latency_ms"] <= 4.0]
+                others = sum(r["latency_ms"] <= 4.0 for r in lat) - len(edge)
                 top = max(edge, key=lambda r: r[f"val_{m}"] or -1.0) if edge else None
                 out.append(f"- within 4 ms there (`medbench query --task {task} --max-latency "
-                           f"4ms`): {len(edge)} architectures" + (
+                           f"4ms`): {len(edge)} {shown} architectures" + (
                                f", the best by validation `{top['arch_id']}` "
                                f"({top['n_seeds']} seeds): val {_fmt(top[f'val_{m}'])}, test "
                                f"{_fmt(top[f'test_{m}'])}, {_fmt(top['latency_ms'], 2)} ms"
-                               if top else ""))
+                               if top else "") + (
+                               f"; {others} more of other methods (`--method all`)"
+                               if others else ""))
     dist = store.fetchall("""
         SELECT method, task_a, task_b, distance, n_samples_a, n_samples_b FROM task_distances
         WHERE task_a < task_b OR task_b LIKE 'pooled-%' ORDER BY ALL""")
