@@ -449,7 +449,8 @@ def scored_in_tables(tables: str | None, task: str, batch_size: int) -> set[tupl
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m builders.proxies --task hippocampus --data-root ../shared/data/msd``:
-    proxies for every architecture with results in ``--tables`` (and ``--plan`` N); for a
+    proxies for every architecture with results in ``--tables`` (of ``--space`` and
+    ``--method`` only, when given; and ``--plan`` N); for a
     MedMNIST task, ``--space mstf --sample N`` scores N architectures sampled from the space
     (``--data-root`` holding the MedMNIST ``.npz`` files), in jobs of ``--chunk``."""
     import argparse
@@ -459,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from builders.jobs import Job, WorkDir, add_backend_args, at_least, finish, torch_device
     from builders.data.msd import SPATIAL
-    from medbench.catalog import resolve_task
+    from medbench.catalog import resolve_space, resolve_task
     from medbench.errors import MedbenchError
 
     ap = argparse.ArgumentParser(prog="python -m builders.proxies", description=main.__doc__)
@@ -474,7 +475,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", default="runs/proxies")
     ap.add_argument("--splits-dir", default=None)
     ap.add_argument("--threads", type=at_least(0), default=0)
-    ap.add_argument("--space", default=None, help="with --sample: the space to sample")
+    ap.add_argument("--space", default=None, help="with --sample: the space to sample; "
+                    "for an MSD task: only architectures of this space")
+    ap.add_argument("--method", choices=("standalone", "supernet"), default=None,
+                    help="MSD tasks: only architectures with results of this training method "
+                         "(default: any, a supernet's thousands of subnets included)")
     ap.add_argument("--sample", type=at_least(0), default=0,
                     help="score this many architectures "
                     "sampled from --space (MedMNIST tasks)")
@@ -493,7 +498,9 @@ def main(argv: list[str] | None = None) -> int:
         args.device = torch_device(args.device)
         if task_id.startswith("medmnist/"):
             return _sampled_build(args, task_id)
-        archs = architectures_to_measure(args.tables, task_id, args.plan)
+        archs = architectures_to_measure(args.tables, task_id, args.plan,
+                                         resolve_space(args.space) if args.space else None,
+                                         args.method)
         if not archs:
             raise MedbenchError(f"no architecture with results for {task_id} in "
                                 f"{args.tables}; use --plan")

@@ -153,10 +153,14 @@ def test_proxy_builder_on_a_tiny_task(tmp_path, monkeypatch, capsys):
     assert main(args) == 2  # nothing to score
     from builders import plans
 
+    asked = []
     monkeypatch.setattr(plans, "architectures_to_measure",
-                        lambda *a: [tuple(arch.split(":", 1))])
+                        lambda *a: asked.append(a[3:]) or [tuple(arch.split(":", 1))])
     assert main(args) == 0
     assert main(args) == 0  # resume: nothing left
+    # --space and --method choose which released architectures are scored
+    assert main([*args, "--space", "unet3d", "--method", "standalone"]) == 0
+    assert asked == [(None, None), (None, None), ("unet3d", "standalone")]
     folder = work / "msd_hippocampus" / "b3-16x16x16"
     assert len(list((folder / "jobs").iterdir())) == 2
     tables = tmp_path / "tables"
