@@ -30,9 +30,11 @@ def _fmt(x, digits: int = 4) -> str:
 def _per_class_test(store, task: str, best: dict, metric: str) -> str:
     """``; test per class: A 0.88, B 0.85`` (means over the architecture's seeds) for a
     segmentation task's best architecture, or nothing."""
+    if not task.startswith("msd/"):
+        return ""
     names = store.fetchone("SELECT class_names FROM tasks WHERE task = ?", [task])
     col = f"test_{metric}_per_class"
-    if not names or not task.startswith("msd/"):
+    if not names:
         return ""
     per_seed = [v for (v,) in store.fetchall(
         f'SELECT "{col}" FROM "{store.view("evaluations", task)}" WHERE task = ? AND space = ? '
