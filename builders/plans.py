@@ -19,9 +19,6 @@ __all__ = ["DYNUNET_MEMBER", "DYNUNET_MEMBER_V2", "V2_BANDS", "plan", "plan_v2",
 #: The unet3d architecture that is the nnU-Net-style DynUNet, layer for layer.
 DYNUNET_MEMBER = "s1|c32-64-128-256-320|k3-3-3-3-3|b1-1-1-1-1|r0-0-0-0-0"
 #: The same in ``unet3d-v2``, whose affine instance norm the DynUNet has too.
-
-
-#: The same in ``unet3d-v2``, whose affine instance norm the DynUNet has too.
 DYNUNET_MEMBER_V2 = DYNUNET_MEMBER + "|n2-2-2-2-2"
 
 
