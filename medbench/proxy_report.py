@@ -66,14 +66,13 @@ def correlations(store, bootstrap: int = 1000, seed: int = 0) -> list[ProxyCorre
     """Every proxy's correlation with the trained metric, per space, task and method (3+
     architectures)."""
     from medbench import catalog
-    from medbench.rankstats import bootstrap_ci, kendall, spearman, top_precision
+    from medbench.rankstats import bootstrap_ci, kendall, spearman, stream, top_precision
 
     store.views("proxies", "evaluations", "tasks")
     groups = store.fetchall("""
         SELECT DISTINCT p.space, p.task, e.method FROM (SELECT DISTINCT space, task
         FROM proxies) p JOIN evaluations e ON e.space = p.space AND e.task = p.task
         ORDER BY ALL""")
-    rng = np.random.default_rng(seed)
     out, scores = [], {}
     for space, task, method in groups:
         row = store.fetchone("SELECT metric FROM tasks WHERE task = ?", [task])
@@ -99,6 +98,7 @@ def correlations(store, bootstrap: int = 1000, seed: int = 0) -> list[ProxyCorre
                 continue
             x = np.array([means[proxy][a] for a in archs])
             y = np.array([quality[a] for a in archs])
+            rng = stream(seed, space, task, method, proxy)
             out.append(ProxyCorrelation(
                 space, task, method, proxy, len(archs), spearman(x, y),
                 bootstrap_ci(x, y, spearman, bootstrap, rng), kendall(x, y),

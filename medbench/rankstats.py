@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["spearman", "kendall", "bootstrap_ci", "top_precision"]
+__all__ = ["spearman", "kendall", "bootstrap_ci", "top_precision", "stream"]
 
 
 def _defined(name: str, resampled=None):
@@ -81,6 +81,16 @@ def _kendall_resampled(x: np.ndarray, y: np.ndarray, idx: np.ndarray) -> np.ndar
 
 spearman = _defined("spearmanr", _spearman_resampled)
 kendall = _defined("kendalltau", _kendall_resampled)
+
+
+def stream(seed: int, *key) -> np.random.Generator:
+    """A random generator for one comparison, drawn from ``seed`` and the comparison's own
+    ``key`` (its space, task, proxy...): its bootstrap draws do not depend on which other
+    comparisons a report makes before it, so adding rows to one leaves the others' intervals
+    as they were."""
+    import zlib
+
+    return np.random.default_rng([seed, zlib.crc32("\0".join(map(str, key)).encode())])
 
 
 def bootstrap_ci(x, y, stat, n: int, rng, level: float = 0.95) -> tuple[float, float]:

@@ -48,10 +48,9 @@ class Trust:
 def trust(store, bootstrap: int = 1000, seed: int = 0) -> list[Trust]:
     """One :class:`Trust` per (space, task) with 3+ architectures evaluated both ways."""
     from medbench import catalog
-    from medbench.rankstats import bootstrap_ci, kendall, spearman, top_precision
+    from medbench.rankstats import bootstrap_ci, kendall, spearman, stream, top_precision
 
     store.views("evaluations", "tasks")
-    rng = np.random.default_rng(seed)
     out = []
     for space, task in store.fetchall("""
             SELECT DISTINCT space, task FROM evaluations WHERE method = 'supernet'
@@ -69,6 +68,7 @@ def trust(store, bootstrap: int = 1000, seed: int = 0) -> list[Trust]:
         if len(pairs) < 3:
             continue
         x, y = (np.array(c, float) for c in zip(*pairs))
+        rng = stream(seed, space, task)
         out.append(Trust(space, task, metric, len(x), kendall(x, y),
                          bootstrap_ci(x, y, kendall, bootstrap, rng), spearman(x, y),
                          bootstrap_ci(x, y, spearman, bootstrap, rng), top_precision(x, y),

@@ -56,6 +56,32 @@ def test_known_correlations(release):
     assert rows["mstf_f2"].spearman == pytest.approx(1.0)
 
 
+def test_an_interval_does_not_move_when_other_proxies_are_added(release):
+    """Each comparison draws its resamples from its own stream: scoring one more proxy (whose
+    name sorts first) leaves every other proxy's bootstrap interval as it was."""
+    add_proxies(release)
+    order = ["b-mid", "a-small", "e-oneseed", "d-bad", "c-large"]  # a wide interval
+    write_rows(release, "proxies", [
+        {"space": "unet3d", "arch_id": a, "task": TASK, "proxy": "shuffled", "seed": 0,
+         "score": float(i), "seconds": 0.5, "run_id": RUN} for i, a in enumerate(order)],
+        "shuffled")
+    write_manifest(release)
+    with medbench.open(release) as store:
+        before = by_proxy(correlations(store, bootstrap=200))
+    lo, hi = before["shuffled"].kendall_ci
+    assert lo < hi  # a nondegenerate interval, so a shifted stream would show
+    write_rows(release, "proxies", [
+        {"space": "unet3d", "arch_id": a, "task": TASK, "proxy": "aa-first", "seed": 0,
+         "score": float(len(a)), "seconds": 0.5, "run_id": RUN} for a in ARCHS], "first")
+    write_manifest(release)
+    with medbench.open(release) as store:
+        after = by_proxy(correlations(store, bootstrap=200))
+    assert "aa-first" in after
+    for proxy, row in before.items():
+        np.testing.assert_array_equal(after[proxy].spearman_ci, row.spearman_ci, proxy)
+        np.testing.assert_array_equal(after[proxy].kendall_ci, row.kendall_ci, proxy)
+
+
 @pytest.mark.parametrize("n", [4, 12, 60])
 def test_bootstrap_scores_all_resamples_as_scipy_scores_each(n):
     """The vectorised Spearman and Kendall resamples give scipy's value for every resample
