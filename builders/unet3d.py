@@ -188,7 +188,10 @@ def train_and_evaluate(task, space: str, arch_id: str, seed: int, recipe: Recipe
 
     With ``checkpoint``, the state is saved there after every epoch and, if a state of this
     job is there already, training goes on from it; ``notes`` (the job's ``args``) then
-    records the epoch it resumed after and the seconds spent before (``prior_seconds``)."""
+    records the epoch it resumed after, the seconds spent before (``prior_seconds``) and
+    ``parts``: each attempt's device, torch threads, epochs and seconds, as a job resumed in
+    a later session may finish on another machine than it began ("device": null for epochs
+    from a checkpoint older than this record)."""
     import torch
     from monai.data import CacheDataset, DataLoader
     from monai.losses import DiceCELoss
@@ -226,8 +229,9 @@ def train_and_evaluate(task, space: str, arch_id: str, seed: int, recipe: Recipe
     curves, elapsed = [], 0.0
     key = {"space": space, "arch_id": arch_id, "task": task.task, "method": "standalone",
            "seed": seed}
-    t_start, prior, first = time.perf_counter(), 0.0, 1
+    t_start, prior, first, parts = time.perf_counter(), 0.0, 1, []
     ident = {**key, "recipe": asdict(recipe)}
+    here = {"device": device_name(device), "threads": torch.get_num_threads()}
     saved = _load_checkpoint(checkpoint, ident, device)
     if saved is not None:
         net.load_state_dict(saved["net"])
@@ -236,8 +240,15 @@ def train_and_evaluate(task, space: str, arch_id: str, seed: int, recipe: Recipe
         _set_random_state(saved["random"], gen, data["train"].transform)
         curves, elapsed, prior = saved["curves"], saved["elapsed"], saved["seconds"]
         first = saved["epoch"] + 1
+        parts = saved.get("parts") or [{"device": None, "threads": None,
+                                        "epochs": [1, saved["epoch"]], "seconds": prior}]
         if notes is not None:
             notes.update(resumed_from_epoch=saved["epoch"], prior_seconds=prior)
+
+    def with_this_part(last_epoch: int, seconds: float) -> list[dict]:
+        epochs = [first, last_epoch] if last_epoch >= first else []
+        return [*parts, {**here, "epochs": epochs, "seconds": seconds}]
+
     for epoch in range(first, recipe.epochs + 1):
         t0 = time.perf_counter()
         net.train()
@@ -258,14 +269,18 @@ def train_and_evaluate(task, space: str, arch_id: str, seed: int, recipe: Recipe
         curves.append({**key, "epoch": epoch, "train_loss": total / n, "val_dice": val_dice,
                        "elapsed_seconds": elapsed})
         if checkpoint is not None:
+            spent = time.perf_counter() - t_start
             save_checkpoint(checkpoint, {
                 "ident": ident, "epoch": epoch, "net": net.state_dict(),
                 "opt": opt.state_dict(), "sched": sched.state_dict(), "curves": curves,
-                "elapsed": elapsed, "seconds": prior + time.perf_counter() - t_start,
+                "elapsed": elapsed, "seconds": prior + spent,
+                "parts": with_this_part(epoch, spent),
                 "random": _random_state(gen, data["train"].transform)})
     final = {part: segmentation_metrics(net, loader, n_classes, device, recipe.spatial_size,
                             layout=layout)
              for part, loader in (("val", val), ("test", test))}
+    if saved is not None and notes is not None:
+        notes["parts"] = with_this_part(recipe.epochs, time.perf_counter() - t_start)
     evaluation = {**key, "epochs": recipe.epochs, "train_seconds": elapsed,
                   "device": device_name(device), "run_id": run_id}
     for part, m in final.items():

@@ -208,12 +208,28 @@ def test_a_killed_job_goes_on_from_its_last_epoch_with_the_same_numbers(tiny_msd
     resumed = train_and_evaluate(task, "unet3d", arch, 3, recipe, "cpu", "r4", {},
                                  checkpoint=ckpt, notes=notes)
     assert notes["resumed_from_epoch"] == 2 and notes["prior_seconds"] > 0
+    # each attempt's machine, threads, epochs and seconds, summing to the job's seconds
+    here = {"device": unet3d.device_name("cpu"), "threads": 1}
+    assert [{k: p[k] for k in ("device", "threads", "epochs")} for p in notes["parts"]] == \
+        [{**here, "epochs": [1, 2]}, {**here, "epochs": [3, 3]}]
+    assert notes["parts"][0]["seconds"] == pytest.approx(notes["prior_seconds"])
+    assert notes["parts"][1]["seconds"] > 0
     drop = ("run_id", "elapsed_seconds")
     assert [{k: v for k, v in c.items() if k not in drop} for c in resumed["curves"]] == \
         [{k: v for k, v in c.items() if k not in drop} for c in whole["curves"]]
     assert {c["run_id"] for c in resumed["curves"]} == {"r4"}
     for k in ("val_dice", "test_dice", "test_jaccard", "test_hd95_mm", "test_dice_per_class"):
         assert resumed["evaluations"][0][k] == whole["evaluations"][0][k], k
+    # a checkpoint saved before parts were recorded (here: the last epoch's, parts removed)
+    # gives its epochs an unknown device; an attempt that only evaluates trains no epoch
+    state = torch.load(ckpt, weights_only=False)
+    del state["parts"]
+    torch.save(state, ckpt)
+    notes = {}
+    train_and_evaluate(task, "unet3d", arch, 3, recipe, "cpu", "r5", {}, checkpoint=ckpt,
+                       notes=notes)
+    assert [{k: p[k] for k in ("device", "threads", "epochs")} for p in notes["parts"]] == \
+        [{"device": None, "threads": None, "epochs": [1, 3]}, {**here, "epochs": []}]
 
 
 def test_run_jobs_counts_checkpointed_seconds_and_drops_the_checkpoint(tmp_path):
