@@ -37,11 +37,14 @@ class TaskInfo:
 @dataclass(frozen=True)
 class SpaceInfo:
     """Identity of a search space; ``superseded_by`` names the space that replaces it (its
-    rows stay queryable with ``--space``, but default queries leave them out)."""
+    rows stay queryable with ``--space``, but default queries leave them out); ``reference``
+    marks a fixed reference network rather than a space to search: queries list it, but a
+    search's default space and the best-of-the-spaces headline leave it out."""
 
     space: str
     description: str
     superseded_by: str | None = None
+    reference: bool = False
 
 
 def _msd(number: int, folder_name: str, modality: str) -> TaskInfo:
@@ -95,7 +98,8 @@ SPACES: dict[str, SpaceInfo] = {s.space: s for s in (
               superseded_by="unet3d-v2"),
     SpaceInfo("unet3d-v2", "unet3d version 2: affine instance norm everywhere, and one or two "
                            "convolutions per block, down to U-Nets for edge devices"),
-    SpaceInfo("dynunet", "MONAI DynUNet configured nnU-Net-style: the reference for unet3d"),
+    SpaceInfo("dynunet", "MONAI DynUNet configured nnU-Net-style: the reference for unet3d",
+              reference=True),
     SpaceInfo("mednns", "OFA-style ResNets with elastic depth, expand ratio and width (MedNNS)"),
     SpaceInfo("mstf", "DARTS-like cells with multiscale pooling reduction cells (MSTF-NAS)"),
 )}
@@ -147,6 +151,11 @@ def superseded() -> dict[str, str]:
     """Space -> the newer version that replaces it (default queries leave the older out
     where the newer has results)."""
     return {s.space: s.superseded_by for s in SPACES.values() if s.superseded_by}
+
+
+def references() -> set[str]:
+    """Spaces that hold a fixed reference network, not architectures to search over."""
+    return {s.space for s in SPACES.values() if s.reference}
 
 
 def default_metric(task: str) -> str:

@@ -14,6 +14,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from medbench.catalog import SPACES, references
 from medbench.errors import MedbenchError
 from medbench.schema import SCHEMA_VERSION, TABLE_NAMES
 
@@ -27,9 +28,18 @@ def _fmt(x, digits: int = 4) -> str:
     return "–" if x is None else (f"{x:.{digits}f}" if isinstance(x, float) else str(x))
 
 
+def _result(row: dict, metric: str) -> str:
+    """``(standalone, 3 seeds): val 0.87, test 0.88 ± 0.01``: means over seeds, the test
+    metric's std where there are several."""
+    n = row["n_seeds"]
+    spread = f" ± {_fmt(row[f'test_{metric}_std'])}" if n > 1 else ""
+    return (f"({row['method']}, {n} seed{'s' if n != 1 else ''}): val "
+            f"{_fmt(row[f'val_{metric}'])}, test {_fmt(row[f'test_{metric}'])}{spread}")
+
+
 def _per_class_test(store, task: str, best: dict, metric: str) -> str:
     """``; test per class: A 0.88, B 0.85`` (means over the architecture's seeds) for a
-    segmentation task's best architecture, or nothing."""
+    segmentation task's architecture (``best``: a row of the default query), or nothing."""
     if not task.startswith("msd/"):
         return ""
     names = store.fetchone("SELECT class_names FROM tasks WHERE task = ?", [task])
@@ -99,26 +109,24 @@ def generate(store) -> str:
         rows = [dict(zip(res.columns, r)) for r in res.rows()]
         if not rows:
             continue
+        fixed = references()
+        ref = [r for r in rows if r["space"] in fixed]
+        rows = [r for r in rows if r["space"] not in fixed] or rows
         best = max(rows, key=lambda r: (r[f"val_{m}"] or -1.0))
-        ref = [r for r in rows if r["space"] == "dynunet"]
         out += ["", f"**{task}** (metric: {m}; selection by mean validation {m} over seeds):",
-                "",
-                f"- best architecture: `{best['space']}` `{best['arch_id']}` "
-                f"({best['method']}, {best['n_seeds']} seeds): val {_fmt(best[f'val_{m}'])}, "
-                f"test {_fmt(best[f'test_{m}'])} ± {_fmt(best[f'test_{m}_std'])}"
-                + _per_class_test(store, task, best, m)]
+                "", f"- best architecture: `{best['space']}` `{best['arch_id']}` "
+                    + _result(best, m) + _per_class_test(store, task, best, m)]
         for old in res.limits.get("hidden", ()):  # a superseded space's best, for the record
-            kept = [dict(zip(res.columns, r)) for r in store.query(
-                task=task, space=old, limit=1).rows()]
-            for r in kept:
-                out.append(f"- best of the superseded `{old}` (left out above): `{r['arch_id']}` "
-                           f"({r['method']}, {r['n_seeds']} seeds): val {_fmt(r[f'val_{m}'])}, "
-                           f"test {_fmt(r[f'test_{m}'])} ± {_fmt(r[f'test_{m}_std'])}")
+            for r in [dict(zip(res.columns, r)) for r in store.query(
+                    task=task, space=old, limit=1).rows()]:
+                out.append(f"- best of the superseded `{old}` (left out above): "
+                           f"`{r['arch_id']}` " + _result(r, m))
         if ref or not task.startswith("msd/"):
             for r in ref[:1]:
-                out.append(f"- DynUNet nnU-Net-style reference ({r['n_seeds']} seeds): val "
-                           f"{_fmt(r[f'val_{m}'])}, test {_fmt(r[f'test_{m}'])} ± "
-                           f"{_fmt(r[f'test_{m}_std'])}")
+                what = SPACES[r["space"]].description.split(":")[0]
+                out.append(f"- reference, {what}: `{r['space']}` `{r['arch_id']}` "
+                           + _result(r, m)
+                           + _per_class_test(store, task, r, m))
         else:  # the MSD tasks' nnU-Net-style reference
             out.append("- DynUNet reference: not trained yet")
         if task == "msd/hippocampus":

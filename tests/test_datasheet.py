@@ -57,6 +57,26 @@ def test_segmentation_headline_per_class_and_latency_by_method(release):
             "(2 seeds)") in section and "; 1 more of other methods (`--method all`)" in section
 
 
+def test_the_reference_network_stands_beside_the_best_architecture_not_in_its_place(release):
+    """The DynUNet is a fixed reference, not an architecture of a searched space: even when it
+    scores best, the headline stays the best searched architecture and the reference gets a
+    line of its own, with its test Dice per class (one seed: no spread to give)."""
+    from medbench.release import write_manifest, write_rows
+
+    write_rows(release, "evaluations", [
+        {"space": "dynunet", "arch_id": "ref", "task": TASK, "method": "standalone",
+         "seed": 0, "epochs": 2, "val_dice": 0.95, "test_dice": 0.9,
+         "test_dice_per_class": [0.92, 0.88], "run_id": RUN}], "ref")
+    write_manifest(release)
+    with medbench.open(release) as store:
+        section = generate(store)
+    assert "best architecture: `unet3d` `c-large` (standalone, 2 seeds)" in section
+    assert ("- reference, MONAI DynUNet configured nnU-Net-style: `dynunet` `ref` (standalone, "
+            "1 seed): val 0.9500, test 0.9000; test per class: anterior 0.9200, posterior "
+            "0.8800") in section
+    assert "not trained yet" not in section
+
+
 def test_splice_replaces_only_the_marked_part():
     doc = f"intro\n{START}\nold\n{END}\noutro\n"
     assert splice(doc, "new\n") == f"intro\n{START}\nnew\n{END}\noutro\n"

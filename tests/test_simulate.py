@@ -192,9 +192,16 @@ def test_the_default_space_is_the_one_with_results_newest_version_first(release)
         # unet3d-v2 supersedes unet3d's supernet rows; unet3d alone has standalone ones
         assert from_store(store, task="hippocampus", method="supernet").space == "unet3d-v2"
         assert from_store(store, task="hippocampus").space == "unet3d"
+    # a reference network (the DynUNet) is not a space to search: the default passes it by
     evals("dynunet", "supernet", ["d"])
+    evals("dynunet", "standalone", ["d"])
     with medbench.open(release) as store:
-        with pytest.raises(medbench.MedbenchError, match=r"several spaces \(dynunet, unet3d-v2"):
+        assert from_store(store, task="hippocampus", method="supernet").space == "unet3d-v2"
+        assert from_store(store, task="hippocampus").space == "unet3d"
+        assert from_store(store, task="hippocampus", space="dynunet").n_archs == 1
+    evals("mednns", "supernet", ["m"])
+    with medbench.open(release) as store:
+        with pytest.raises(medbench.MedbenchError, match=r"several spaces \(mednns, unet3d-v2"):
             from_store(store, task="hippocampus", method="supernet")
 
 

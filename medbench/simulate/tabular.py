@@ -90,12 +90,12 @@ class Tabular:
 
 
 def _only_space(store, evals: str, task: str, method: str) -> str:
-    from medbench.catalog import superseded
+    from medbench.catalog import references, superseded
 
     have = [s for (s,) in store.fetchall(f'SELECT DISTINCT space FROM "{evals}" WHERE task = ? '
                                          "AND method = ? ORDER BY 1", [task, method])]
-    newer = superseded()
-    have = [s for s in have if newer.get(s) not in have]
+    newer, fixed = superseded(), references()
+    have = [s for s in have if newer.get(s) not in have and s not in fixed]
     if not have:
         raise MedbenchError(f"no {method} results on {task} to simulate")
     if len(have) > 1:
@@ -115,7 +115,8 @@ def from_store(store, *, task: str, space: str | None = None, method: str = "sta
     of the job that evaluated it divided by the rows that job made (a zoo lookup's cost).
 
     ``space`` None: the one space with ``method`` results for the task, leaving out a
-    superseded space whose successor has some (as ``medbench query`` does).
+    superseded space whose successor has some (as ``medbench query`` does) and reference
+    networks (:func:`medbench.catalog.references`), which are not spaces to search.
 
     Raises:
         MedbenchError: if the task has no results for this space and method, or ``space`` is
