@@ -165,8 +165,9 @@ def _headline(store: Store, tasks: list[dict]) -> dict:
 def _task_summary(data: dict) -> dict:
     hidden = set(data["hidden_spaces"])
     shown = [r for r in data["rows"] if r[0] not in hidden and r[4] is not None]
-    trained = [r for r in shown if r[2] == "standalone"]  # the best trained, as the query
-    best = max(trained or shown, key=lambda r: r[4]) if shown else None
+    searched = [r for r in shown if r[0] not in catalog.references()] or shown
+    trained = [r for r in searched if r[2] == "standalone"]  # the best trained, as the query
+    best = max(trained or searched, key=lambda r: r[4]) if searched else None
     first = data["settings"][0] if data["settings"] else None
     fast = [r for r in shown if 0 in r[9] and r[9][0][0] is not None and r[9][0][0] <= 4.0]
     return {"task": data["task"], "slug": data["slug"], "metric": data["metric"],

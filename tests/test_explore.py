@@ -55,6 +55,26 @@ def test_site_files_and_data(release, tmp_path):
     assert index["tables"]["evaluations"] == n_evaluations
 
 
+def test_the_headline_best_is_a_searched_architecture_not_the_reference(release, tmp_path):
+    """The DynUNet reference is listed with the rest, but the index's best by validation is the
+    best of the searched spaces, as in the datasheet."""
+    import medbench
+    from medbench.release import write_manifest, write_rows
+
+    from conftest import RUN, TASK
+
+    write_rows(release, "evaluations", [
+        {"space": "dynunet", "arch_id": "ref", "task": TASK, "method": "standalone",
+         "seed": 0, "epochs": 2, "val_dice": 0.95, "test_dice": 0.9, "run_id": RUN}], "ref")
+    write_manifest(release)
+    out = tmp_path / "site"
+    with medbench.open(release) as store:
+        write_site(store, out)
+    task = _data(out / "data" / "task-msd-hippocampus.js")
+    assert ["dynunet", "ref"] in [r[:2] for r in task["rows"]]
+    assert _data(out / "data" / "index.js")["tasks"][0]["best"]["arch_id"] == "c-large"
+
+
 def test_bad_output_folders_and_tasks_are_one_line(release, tmp_path, cli):
     (tmp_path / "file").write_text("x")
     other = tmp_path / "other"
