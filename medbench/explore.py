@@ -165,7 +165,8 @@ def _headline(store: Store, tasks: list[dict]) -> dict:
 def _task_summary(data: dict) -> dict:
     hidden = set(data["hidden_spaces"])
     shown = [r for r in data["rows"] if r[0] not in hidden and r[4] is not None]
-    searched = [r for r in shown if r[0] not in catalog.references()] or shown
+    fixed = catalog.references()
+    searched = [r for r in shown if r[0] not in fixed] or shown
     trained = [r for r in searched if r[2] == "standalone"]  # the best trained, as the query
     best = max(trained or searched, key=lambda r: r[4]) if searched else None
     first = data["settings"][0] if data["settings"] else None
